@@ -1,0 +1,33 @@
+"""Generator / discriminator pairs built from a GanConfig; G's and D's capacity are independent."""
+from __future__ import annotations
+
+from torch import nn
+
+from gan.config import GanConfig
+from gan.models.dcgan import DcganDiscriminator, DcganGenerator
+from gan.models.mlp import MlpDiscriminator, MlpGenerator
+
+
+def build_gan(config: GanConfig, image_shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Module]:
+    if config.arch == "mlp":
+        generator = MlpGenerator(config.z_dim, image_shape, config.g_width, config.g_depth)
+        discriminator = MlpDiscriminator(image_shape, config.d_width, config.d_depth, config.d_activation,
+                                         config.maxout_pieces, config.d_dropout, config.leaky_slope)
+    else:
+        generator = DcganGenerator(config.z_dim, image_shape, config.g_width, config.g_depth, config.g_batchnorm)
+        discriminator = DcganDiscriminator(image_shape, config.d_width, config.d_depth, config.d_batchnorm,
+                                           config.leaky_slope)
+    return generator, discriminator
+
+
+def generator_outputs_tanh(arch: str) -> bool:
+    """DCGAN's G ends in tanh ([-1, 1]); the MLP G in a sigmoid ([0, 1])."""
+    return arch == "dcgan"
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+__all__ = ["build_gan", "generator_outputs_tanh", "parameter_count", "MlpGenerator", "MlpDiscriminator",
+           "DcganGenerator", "DcganDiscriminator"]

@@ -1,0 +1,228 @@
+"""Algorithm 1 of Goodfellow et al. 2014: k discriminator steps per generator step.
+
+The training split lives on the trainer's device as one tensor; minibatches are drawn by
+index with the trainer's own random generator, so a run is a pure function of its seed
+(on CPU) and its full state fits in one checkpoint dict.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from gan.config import GanConfig
+from gan.losses import LOSSES
+from gan.models import build_gan, generator_outputs_tanh, parameter_count
+
+GRID_SAMPLES = 64
+# What may change when a run continues from another run's state (PBT): not the networks' shapes.
+OPTIMISATION_HYPERPARAMETERS = ("lr_g", "lr_d", "beta1", "beta2", "momentum", "k", "seed")
+# Check for non-finite losses this often: a host sync per step would stall a GPU.
+DIVERGENCE_CHECK_EVERY = 50
+
+
+@dataclass(frozen=True)
+class TrainingStats:
+    """Means over the generator steps of one `train` call."""
+
+    step: int  # generator steps done in total
+    d_steps: int  # discriminator steps done in total
+    loss_d: float
+    loss_g: float
+    d_real: float  # mean D(x) over D's minibatches
+    d_fake: float  # mean D(G(z)) over D's minibatches
+    diverged: bool
+
+
+def _make_optimizer(config: GanConfig, params, lr: float, device: torch.device) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        # fused kernels on CUDA; foreach elsewhere
+        fused = device.type == "cuda"
+        return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2), fused=fused or None)
+    return torch.optim.SGD(params, lr=lr, momentum=config.momentum)
+
+
+class GanTrainer:
+    def __init__(self, config: GanConfig, train_images: torch.Tensor, device: str | torch.device = "cpu"):
+        self.config = config
+        self.device = torch.device(device)
+        self.image_shape = tuple(train_images.shape[1:])
+        torch.manual_seed(config.seed)  # model init and dropout draw from the global generator
+        generator, discriminator = build_gan(config, self.image_shape)
+        self.generator = generator.to(self.device)
+        self.discriminator = discriminator.to(self.device)
+        self.tanh_output = generator_outputs_tanh(config.arch)
+        # real images in G's output range: [-1, 1] for tanh, [0, 1] for sigmoid
+        images = train_images.to(self.device, torch.float32)
+        self.train_images = images * 2 - 1 if self.tanh_output else images
+        self.loss = LOSSES[config.loss]
+        self.opt_g = _make_optimizer(config, self.generator.parameters(), config.lr_g, self.device)
+        self.opt_d = _make_optimizer(config, self.discriminator.parameters(), config.lr_d, self.device)
+        self.rng = torch.Generator(device=self.device)
+        self.rng.manual_seed(config.seed)
+        grid_rng = torch.Generator(device=self.device)
+        grid_rng.manual_seed(config.seed + 1)
+        self.fixed_noise = torch.randn(GRID_SAMPLES, config.z_dim, generator=grid_rng, device=self.device)
+        self.step = 0
+        self.d_steps = 0
+        self.diverged = False
+
+    # --- sizes -----------------------------------------------------------------------------
+    @property
+    def g_params(self) -> int:
+        return parameter_count(self.generator)
+
+    @property
+    def d_params(self) -> int:
+        return parameter_count(self.discriminator)
+
+    # --- training ----------------------------------------------------------------------------
+    def _noise(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.config.z_dim, generator=self.rng, device=self.device)
+
+    def _real_batch(self) -> torch.Tensor:
+        idx = torch.randint(len(self.train_images), (self.config.batch_size,), generator=self.rng, device=self.device)
+        return self.train_images[idx]
+
+    def _train_one_iteration(self, sums: torch.Tensor) -> None:
+        """One outer iteration of Algorithm 1; adds (loss_d, loss_g, D(x), D(G(z))) sums into `sums`."""
+        m = self.config.batch_size
+        # (1) k times: update D to ascend mean[log D(x) + log(1 - D(G(z)))]
+        for _ in range(self.config.k):
+            real = self._real_batch()
+            with torch.no_grad():
+                fake = self.generator(self._noise(m))
+            d_real_logits = self.discriminator(real)
+            d_fake_logits = self.discriminator(fake)
+            loss_d = self.loss.discriminator(d_real_logits, d_fake_logits)
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+            self.d_steps += 1
+            with torch.no_grad():
+                sums[0] += loss_d.detach() / self.config.k
+                sums[2] += torch.sigmoid(d_real_logits).mean() / self.config.k
+                sums[3] += torch.sigmoid(d_fake_logits).mean() / self.config.k
+        # (2) update G on fresh noise with the chosen generator loss
+        loss_g = self.loss.generator(self.discriminator(self.generator(self._noise(m))))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        self.step += 1
+        sums[1] += loss_g.detach()
+
+    def parameters_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for m in (self.generator, self.discriminator) for p in m.parameters())
+
+    def train(self, num_steps: int) -> TrainingStats:
+        """Run `num_steps` generator steps (each after k D steps), stopping early if training diverges."""
+        self.generator.train()
+        self.discriminator.train()
+        sums = torch.zeros(4, device=self.device)
+        done = 0
+        while done < num_steps and not self.diverged:
+            chunk = min(DIVERGENCE_CHECK_EVERY, num_steps - done)
+            for _ in range(chunk):
+                self._train_one_iteration(sums)
+            done += chunk
+            if not bool(torch.isfinite(sums).all()) or not self.parameters_finite():
+                self.diverged = True
+        means = (sums / max(done, 1)).tolist()
+        return TrainingStats(self.step, self.d_steps, means[0], means[1], means[2], means[3], self.diverged)
+
+    # --- sampling ------------------------------------------------------------------------------
+    def _to_unit(self, images: torch.Tensor) -> torch.Tensor:
+        return (images + 1) / 2 if self.tanh_output else images
+
+    @torch.no_grad()
+    def sample(self, num_samples: int, seed: int, batch_size: int = 1000) -> torch.Tensor:
+        """`num_samples` images in [0, 1] (N x C x H x W, on the trainer's device), G in eval mode.
+
+        Uses its own generator seeded with `seed`, so evaluation never perturbs training's RNG.
+        """
+        rng = torch.Generator(device=self.device)
+        rng.manual_seed(seed)
+        was_training = self.generator.training
+        self.generator.eval()
+        chunks = []
+        for start in range(0, num_samples, batch_size):
+            n = min(batch_size, num_samples - start)
+            z = torch.randn(n, self.config.z_dim, generator=rng, device=self.device)
+            chunks.append(self._to_unit(self.generator(z)).clamp_(0, 1))
+        self.generator.train(was_training)
+        return torch.cat(chunks)
+
+    @torch.no_grad()
+    def discriminator_probabilities(self, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        """D(x) for images in [0, 1], D in eval mode (dropout off)."""
+        was_training = self.discriminator.training
+        self.discriminator.eval()
+        probs = []
+        for start in range(0, len(images), batch_size):
+            batch = images[start:start + batch_size].to(self.device)
+            probs.append(torch.sigmoid(self.discriminator(batch * 2 - 1 if self.tanh_output else batch)))
+        self.discriminator.train(was_training)
+        return torch.cat(probs)
+
+    @torch.no_grad()
+    def sample_grid(self) -> torch.Tensor:
+        """The fixed-noise samples as one grid image (C x H x W in [0, 1]) for logging."""
+        from torchvision.utils import make_grid
+
+        was_training = self.generator.training
+        self.generator.eval()
+        images = self._to_unit(self.generator(self.fixed_noise)).clamp(0, 1)
+        self.generator.train(was_training)
+        return make_grid(images.cpu(), nrow=8, padding=2, pad_value=1.0)
+
+    # --- checkpointing -------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {
+            "config": self.config.to_flat(),
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "rng": self.rng.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+            "step": self.step,
+            "d_steps": self.d_steps,
+            "diverged": self.diverged,
+        }
+
+    def load_state_dict(self, state: dict, allow_hyperparameter_change: bool = False) -> None:
+        """Restore a full state. With `allow_hyperparameter_change` (PBT's exploit step) the optimisation
+        hyperparameters may differ from the checkpoint's and this trainer's config wins."""
+        saved, current = state["config"], self.config.to_flat()
+        changed = {name for name in current if saved[name] != current[name]}
+        if changed - (set(OPTIMISATION_HYPERPARAMETERS) if allow_hyperparameter_change else set()):
+            raise ValueError(f"checkpoint was written for a different configuration: {sorted(changed)}")
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        for optimizer, lr in ((self.opt_g, self.config.lr_g), (self.opt_d, self.config.lr_d)):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+                if "betas" in group:
+                    group["betas"] = (self.config.beta1, self.config.beta2)
+                if "momentum" in group:
+                    group["momentum"] = self.config.momentum
+        self.rng.set_state(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.step = state["step"]
+        self.d_steps = state["d_steps"]
+        self.diverged = state["diverged"]
+
+
+def save_image(image: torch.Tensor, path) -> None:
+    """Write a C x H x W image in [0, 1] as PNG."""
+    from torchvision.utils import save_image as _save
+
+    _save(image, str(path))
+
+
+__all__ = ["GanTrainer", "TrainingStats", "save_image"]
