@@ -47,8 +47,13 @@ class GanTrainer:
         self.config = config
         self.device = torch.device(device)
         self.image_shape = tuple(train_images.shape[1:])
-        torch.manual_seed(config.seed)  # model init and dropout draw from the global generator
-        generator, discriminator = build_gan(config, self.image_shape)
+        # Model init and dropout draw from torch's global generator: seed it for init, then keep a
+        # private copy of its state that `train` swaps in, so trainers never disturb one another.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            generator, discriminator = build_gan(config, self.image_shape)
+            self._dropout_rng_state = torch.get_rng_state()
+            self._dropout_cuda_rng_state = None
         self.generator = generator.to(self.device)
         self.discriminator = discriminator.to(self.device)
         self.tanh_output = generator_outputs_tanh(config.arch)
@@ -120,13 +125,20 @@ class GanTrainer:
         self.discriminator.train()
         sums = torch.zeros(4, device=self.device)
         done = 0
-        while done < num_steps and not self.diverged:
-            chunk = min(DIVERGENCE_CHECK_EVERY, num_steps - done)
-            for _ in range(chunk):
-                self._train_one_iteration(sums)
-            done += chunk
-            if not bool(torch.isfinite(sums).all()) or not self.parameters_finite():
-                self.diverged = True
+        cuda = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.set_rng_state(self._dropout_rng_state)
+            if cuda and self._dropout_cuda_rng_state is not None:
+                torch.cuda.set_rng_state(self._dropout_cuda_rng_state, self.device)
+            while done < num_steps and not self.diverged:
+                chunk = min(DIVERGENCE_CHECK_EVERY, num_steps - done)
+                for _ in range(chunk):
+                    self._train_one_iteration(sums)
+                done += chunk
+                if not bool(torch.isfinite(sums).all()) or not self.parameters_finite():
+                    self.diverged = True
+            self._dropout_rng_state = torch.get_rng_state()
+            self._dropout_cuda_rng_state = torch.cuda.get_rng_state(self.device) if cuda else None
         means = (sums / max(done, 1)).tolist()
         return TrainingStats(self.step, self.d_steps, means[0], means[1], means[2], means[3], self.diverged)
 
@@ -184,8 +196,8 @@ class GanTrainer:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "rng": self.rng.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+            "dropout_rng": self._dropout_rng_state,
+            "dropout_cuda_rng": self._dropout_cuda_rng_state,
             "step": self.step,
             "d_steps": self.d_steps,
             "diverged": self.diverged,
@@ -210,9 +222,8 @@ class GanTrainer:
                 if "momentum" in group:
                     group["momentum"] = self.config.momentum
         self.rng.set_state(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self._dropout_rng_state = state["dropout_rng"]
+        self._dropout_cuda_rng_state = state["dropout_cuda_rng"] if self.device.type == "cuda" else None
         self.step = state["step"]
         self.d_steps = state["d_steps"]
         self.diverged = state["diverged"]

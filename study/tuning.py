@@ -56,17 +56,21 @@ def _suggest(trial, key: str, spec: ParamSpec):
     return trial.suggest_int(key, low, high, step=q)
 
 
-def define_by_run(space: StudySpace):
-    """Optuna's define-by-run space: each parameter is suggested only when its conditions hold."""
+class DefineByRun:
+    """Optuna's define-by-run space: each parameter is suggested only when its conditions hold.
 
-    def suggest_all(trial) -> None:
+    A class, not a closure, because Tune pickles the searcher into the study's checkpoint.
+    """
+
+    def __init__(self, space: StudySpace):
+        self.space = space
+
+    def __call__(self, trial) -> None:
         assigned: dict[str, Any] = {}
-        for name in space.param_names:
-            active = [p for p in space.params if p.name == name and p.active(assigned)]
+        for name in self.space.param_names:
+            active = [p for p in self.space.params if p.name == name and p.active(assigned)]
             if active:
-                assigned[name] = _suggest(trial, optuna_parameter_key(space, active[0]), active[0])
-
-    return suggest_all
+                assigned[name] = _suggest(trial, optuna_parameter_key(self.space, active[0]), active[0])
 
 
 def build_tune_setup(space: StudySpace, num_samples: int, seed: int) -> TuneSetup:
@@ -84,7 +88,7 @@ def build_tune_setup(space: StudySpace, num_samples: int, seed: int) -> TuneSetu
     from ray.tune.search.optuna import OptunaSearch
 
     sampler = optuna.samplers.TPESampler(seed=seed) if space.search == "optuna" else optuna.samplers.RandomSampler(seed=seed)
-    search_alg = OptunaSearch(space=define_by_run(space), sampler=sampler)
+    search_alg = OptunaSearch(space=DefineByRun(space), sampler=sampler, metric=space.metric, mode=space.mode)
     if seeds > 1:
         # Repeater gives each configuration `seeds` trials and tells Optuna their mean
         search_alg = Repeater(search_alg, repeat=seeds)

@@ -1,0 +1,97 @@
+"""The study runner end to end: real Ray Tune trials, a real (sqlite) MLflow store."""
+import os
+import subprocess
+import sys
+
+import pytest
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from gan.config import GanConfig
+
+OPTUNA_SPACE = """
+name: tiny_optuna
+dataset: mnist5k
+fixed: {arch: mlp, z_dim: 8, g_width: 16, g_depth: 1, d_depth: 1, batch_size: 32}
+search_space:
+  d_width: {choice: [8, 32]}
+  lr_g: {loguniform: [1.0e-4, 1.0e-3]}
+search: optuna
+scheduler: asha
+metric: pixel_fd
+mode: min
+num_samples: 2
+seeds_per_config: 2
+budget: {steps: 30, eval_every: 10}
+evaluation: {num_samples: 100, metrics: [pixel_fd]}
+resources: {cpus_per_trial: 1, max_concurrent: 2}
+"""
+
+
+def run_study(tmp_path, *args, experiment="e2e"):
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    command = [sys.executable, "-m", "study.run", *args, "--experiment", experiment,
+               "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--storage-path", str(tmp_path / "ray")]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+
+
+def study_runs(client, experiment):
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    runs = client.search_runs([experiment_id])
+    parents = [r for r in runs if r.data.tags.get("gan_study.role") == "study"]
+    children = [r for r in runs if r.data.tags.get("gan_study.role") == "trial"]
+    return parents, children
+
+
+@pytest.fixture(scope="module")
+def smoke_study(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("smoke")
+    client = run_study(tmp_path, "--space", "smoke.yaml")
+    return tmp_path, client
+
+
+def test_smoke_study_logs_one_parent_and_a_child_per_trial(smoke_study):
+    _, client = smoke_study
+    parents, children = study_runs(client, "e2e")
+    assert len(parents) == 1 and len(children) == 2
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.data.tags["gan_study.space"] == "smoke.yaml"
+    assert parent.data.params["search"] == "grid" and parent.data.metrics["trials_completed"] == 2
+    assert [a.path for a in client.list_artifacts(parent.info.run_id, "space")] == ["space/smoke.yaml"]
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.data.tags["gan_study.status"] == "completed" and child.info.status == "FINISHED"
+        assert child.data.tags["gan_study.device"] == "cpu" and child.data.tags["gan_study.hostname"]
+
+
+def test_children_hold_parameters_metric_histories_and_sample_grid(smoke_study):
+    tmp_path, client = smoke_study
+    _, children = study_runs(client, "e2e")
+    assert sorted(int(c.data.params["k"]) for c in children) == [1, 2]
+    for child in children:
+        params = child.data.params
+        config = GanConfig.from_flat({k: v for k, v in params.items() if k in GanConfig.field_names()
+                                      and k not in ("g_batchnorm", "d_batchnorm")})
+        assert (config.g_width, config.z_dim, config.batch_size, config.seed) == (32, 16, 32, 0)
+        assert float(params["capacity_ratio_log2"]) == 0.0
+        for metric in ("pixel_fd", "loss_d", "loss_g", "d_real", "d_fake", "eval_d_real", "d_gap"):
+            history = client.get_metric_history(child.info.run_id, metric)
+            assert [m.step for m in history] == [20, 40], metric
+        assert "final/pixel_fd" in child.data.metrics
+        grid_path = client.download_artifacts(child.info.run_id, "samples/samples.png", str(tmp_path / child.info.run_id))
+        assert Image.open(grid_path).size == (8 * 28 + 9 * 2,) * 2
+
+
+def test_optuna_asha_study_repeats_each_configuration_over_seeds(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(OPTUNA_SPACE)
+    client = run_study(tmp_path, "--space", str(tmp_path / "tiny.yaml"), "--seed", "7", experiment="optuna")
+    parents, children = study_runs(client, "optuna")
+    assert len(parents) == 1 and len(children) == 4
+    by_config = {}
+    for child in children:
+        key = (child.data.params["d_width"], child.data.params["lr_g"])
+        by_config.setdefault(key, set()).add(int(child.data.params["seed"]))
+        assert child.data.tags["gan_study.status"] in ("completed", "stopped_early")
+    assert sorted(by_config.values(), key=sorted) == [{7, 8}, {7, 8}]
