@@ -20,7 +20,6 @@ from gan.config import ConfigError
 from gan.data import DatasetUnavailable, load_dataset
 from study.space import Resources, SpaceError, StudySpace, load_space
 
-PARENT_RUN_FILE = "mlflow_parent_run.json"
 EXIT_USAGE = 2
 
 
@@ -115,69 +114,96 @@ def connect_ray(address: str | None, space: StudySpace) -> None:
         raise UsageError(f"cannot connect to Ray at {address}: {str(error).splitlines()[0]}") from None
 
 
-def _latest_run_dir(storage_path: Path, experiment: str) -> Path:
-    runs = sorted(p for p in storage_path.glob(f"{experiment}-*") if (p / PARENT_RUN_FILE).exists())
-    if not runs:
-        raise UsageError(f"--resume: no earlier run of experiment '{experiment}' under {storage_path}")
-    return runs[-1]
+def find_parent_run(client, experiment: str, resume: str) -> "mlflow.entities.Run":
+    """The study to resume: the parent run whose Tune directory is `resume`, or the latest one."""
+    from study.tracking import ROLE_TAG
+
+    found = client.get_experiment_by_name(experiment)
+    parents = [] if found is None else client.search_runs(
+        [found.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'study'", order_by=["attributes.start_time DESC"])
+    if resume != "latest":
+        target = resume if "://" in resume else str(Path(resume).resolve())
+        parents = [run for run in parents if run.data.params.get("tune_run_path") == target]
+    if not parents:
+        where = f" with Tune directory {resume}" if resume != "latest" else ""
+        raise UsageError(f"--resume: no earlier study{where} in MLflow experiment '{experiment}'")
+    return parents[0]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # A dead tracking server must not stall the driver for minutes of HTTP retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     try:
         space = apply_overrides(load_space(args.space), args)
+        from mlflow.tracking import MlflowClient
+
         from study.tracking import default_tracking_uri
 
         tracking_uri = args.tracking_uri or default_tracking_uri()
         check_tracking_uri(tracking_uri)
         data_root = str(Path(space.data_root).resolve()) if space.data_root else None
-        splits = load_dataset(space.dataset, data_root, download=True)
+        load_dataset(space.dataset, data_root, download=True)
         experiment = args.experiment or space.name
-        storage_path = Path(args.storage_path or "ray_results")
-        storage = args.storage_path if args.storage_path and "://" in args.storage_path else str(storage_path.resolve())
-        resume_dir = None
+        storage = args.storage_path if args.storage_path and "://" in args.storage_path \
+            else str(Path(args.storage_path or "ray_results").resolve())
+        parent = None
         if args.resume:
-            resume_dir = _latest_run_dir(storage_path.resolve(), experiment) if args.resume == "latest" else Path(args.resume).resolve()
-            if not (resume_dir / PARENT_RUN_FILE).exists():
-                raise UsageError(f"--resume: {resume_dir} is not a gan-study run directory")
+            if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).exists():
+                raise UsageError(f"--resume: no MLflow store at {tracking_uri}")
+            parent = find_parent_run(MlflowClient(tracking_uri), experiment, args.resume)
         connect_ray(args.address, space)
+        client = MlflowClient(tracking_uri)
     except (SpaceError, ConfigError, DatasetUnavailable, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    return run_study(space, args, tracking_uri, experiment, storage, resume_dir, data_root, len(splits.train))
+    return run_study(space, args, client, tracking_uri, experiment, storage, parent, data_root)
 
 
-def run_study(space: StudySpace, args, tracking_uri: str, experiment: str, storage: str, resume_dir: Path | None,
-              data_root: str | None, train_size: int) -> int:
-    from mlflow.tracking import MlflowClient
+def _spool_dir(storage: str, run_name: str) -> str:
+    """Local folder for MLflow writes that wait for the tracking store: the Tune run directory when local."""
+    base = Path(storage) if "://" not in storage else Path.cwd() / ".gan_study_spool"
+    return str((base / run_name).resolve())
+
+
+def run_study(space: StudySpace, args, client, tracking_uri: str, experiment: str, storage: str, parent,
+              data_root: str | None) -> int:
+    import signal
+
     from ray import tune
 
-    from study.tracking import (DATASET_TAG, ROLE_TAG, SPACE_TAG, STATUS_TAG, MlflowStudyCallback,
+    from study.tracking import (DATASET_TAG, PENDING_FILE, ROLE_TAG, SPACE_TAG, STATUS_TAG, MlflowStudyCallback,
                                 get_or_create_experiment)
     from study.trial import TrialSettings, train_gan_trial
     from study.tuning import build_tune_setup
 
-    client = MlflowClient(tracking_uri)
+    # Batch schedulers stop jobs with SIGTERM: let Tune treat it like Ctrl-C (save state, stop trials).
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     experiment_id = get_or_create_experiment(client, experiment, tracking_uri)
     settings = TrialSettings(space.dataset, data_root, space.fixed, space.budget, space.evaluation,
                              space.metric, space.mode, space.seed)
     resources = {"cpu": space.resources.cpus_per_trial, "gpu": space.resources.gpus_per_trial}
     trainable = tune.with_resources(tune.with_parameters(train_gan_trial, settings=settings), resources)
 
-    if resume_dir is not None:
-        parent_run_id = json.loads((resume_dir / PARENT_RUN_FILE).read_text())["parent_run_id"]
+    if parent is not None:
+        parent_run_id = parent.info.run_id
+        run_path, spool_dir = parent.data.params["tune_run_path"], parent.data.params["spool_dir"]
+        client.set_tag(parent_run_id, STATUS_TAG, "running")
         client.update_run(parent_run_id, status="RUNNING")
-        # the pickled run config brings back the MLflow callback, pointing at the same parent run
-        tuner = tune.Tuner.restore(str(resume_dir), trainable, resume_unfinished=True, resume_errored=True)
+        # The pickled run config brings back the MLflow callback, pointing at the same parent run;
+        # its setup() replays the writes the interrupted driver could not make.
+        tuner = tune.Tuner.restore(run_path, trainable, resume_unfinished=True, resume_errored=True)
     else:
         run_name = f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
-        parent = client.create_run(experiment_id, run_name=run_name, tags={
+        run_path = f"{storage.rstrip('/')}/{run_name}"
+        spool_dir = _spool_dir(storage, run_name)
+        parent_run = client.create_run(experiment_id, run_name=run_name, tags={
             ROLE_TAG: "study", SPACE_TAG: space.path.name, DATASET_TAG: space.dataset, STATUS_TAG: "running"})
-        parent_run_id = parent.info.run_id
+        parent_run_id = parent_run.info.run_id
         client.log_artifact(parent_run_id, str(space.path), artifact_path="space")
-        _log_study_params(client, parent_run_id, space, storage, run_name)
+        _log_study_params(client, parent_run_id, space, run_path, spool_dir)
         setup = build_tune_setup(space, space.num_samples, space.seed)
-        callback = MlflowStudyCallback(tracking_uri, experiment_id, parent_run_id, settings)
         tuner = tune.Tuner(
             trainable,
             param_space=setup.param_space,
@@ -186,30 +212,40 @@ def run_study(space: StudySpace, args, tracking_uri: str, experiment: str, stora
                 num_samples=setup.num_samples, max_concurrent_trials=space.resources.max_concurrent,
             ),
             run_config=tune.RunConfig(
-                name=run_name, storage_path=storage, callbacks=[callback], verbose=1,
+                name=run_name, storage_path=storage, verbose=1,
+                callbacks=[MlflowStudyCallback(tracking_uri, experiment_id, parent_run_id, settings, spool_dir)],
                 failure_config=tune.FailureConfig(max_failures=args.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             ),
         )
-        run_dir = Path(storage) / run_name if "://" not in storage else None
-        if run_dir is not None:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / PARENT_RUN_FILE).write_text(json.dumps({"parent_run_id": parent_run_id,
-                                                               "tracking_uri": tracking_uri}))
-    print(f"study '{space.name}': MLflow experiment '{experiment}', parent run {parent_run_id} ({tracking_uri})")
+    print(f"study '{space.name}': MLflow experiment '{experiment}', parent run {parent_run_id} ({tracking_uri}); "
+          f"Tune directory {run_path}", flush=True)
     started = time.time()
     results = tuner.fit()
     elapsed = time.time() - started
-    statuses = Counter(_status_of_child(client, experiment_id, parent_run_id))
-    summary = {f"trials_{status}": count for status, count in statuses.items()}
-    mlflow_metrics = {"study_wall_time_s": elapsed, "trials_total": sum(statuses.values()), **summary}
+    interrupted = results.num_terminated + results.num_errors < len(results)
     best = _best_result(results, space)
-    if best is not None:
-        mlflow_metrics[f"best_{space.metric}"] = best
-    for key, value in mlflow_metrics.items():
-        client.log_metric(parent_run_id, key, float(value))
-    client.set_tag(parent_run_id, STATUS_TAG, "completed")
-    client.set_terminated(parent_run_id, "FINISHED")
+    try:
+        statuses = Counter(_status_of_child(client, experiment_id, parent_run_id))
+        summary = {"trials_total": sum(statuses.values()), **{f"trials_{k}": v for k, v in statuses.items()}}
+        if best is not None:
+            summary[f"best_{space.metric}"] = best
+        summary["study_wall_time_s"] = elapsed + float(parent.data.metrics.get("study_wall_time_s", 0) if parent else 0)
+        for key, value in summary.items():
+            client.log_metric(parent_run_id, key, float(value))
+        client.set_tag(parent_run_id, STATUS_TAG, "interrupted" if interrupted else "completed")
+        client.set_terminated(parent_run_id, "KILLED" if interrupted else "FINISHED")
+    except Exception as error:  # the tracking store is down at the very end: trials' data is spooled
+        print(f"gan-study: could not log the study summary to MLflow ({str(error).splitlines()[0][:200]})",
+              file=sys.stderr)
+        statuses = Counter()
+    if (Path(spool_dir) / PENDING_FILE).exists():
+        print(f"gan-study: some MLflow writes are still pending in {Path(spool_dir) / PENDING_FILE}; "
+              f"run again with --resume to log them", file=sys.stderr)
+    if interrupted:
+        print(f"interrupted after {elapsed:.0f} s; continue with: python -m study.run --space {args.space} "
+              f"--experiment {experiment} --resume {run_path}", file=sys.stderr)
+        return 130
     print(f"done in {elapsed:.0f} s: {dict(statuses)}; best {space.metric} = {best}")
     return 0
 
@@ -231,7 +267,7 @@ def _best_result(results, space: StudySpace) -> float | None:
     return min(values) if space.mode == "min" else max(values)
 
 
-def _log_study_params(client, run_id: str, space: StudySpace, storage: str, run_name: str) -> None:
+def _log_study_params(client, run_id: str, space: StudySpace, run_path: str, spool_dir: str) -> None:
     from mlflow.entities import Param
 
     params = {
@@ -241,7 +277,7 @@ def _log_study_params(client, run_id: str, space: StudySpace, storage: str, run_
         "budget": json.dumps({"steps": space.budget.steps, "epochs": space.budget.epochs, "eval_every": space.budget.eval_every}),
         "evaluation_metrics": ",".join(space.evaluation.metrics), "evaluation_samples": space.evaluation.num_samples,
         "cpus_per_trial": space.resources.cpus_per_trial, "gpus_per_trial": space.resources.gpus_per_trial,
-        "max_concurrent": space.resources.max_concurrent, "storage_path": storage, "tune_run_name": run_name,
+        "max_concurrent": space.resources.max_concurrent, "tune_run_path": run_path, "spool_dir": spool_dir,
         "fixed": json.dumps(space.fixed, sort_keys=True),
         "searched": ",".join(space.param_names),
     }

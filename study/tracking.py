@@ -5,11 +5,18 @@ the tracking store. Parameters are logged once per trial (PBT changes a trial's 
 place, which makes Ray's own MLflowLoggerCallback crash on re-logging); metrics are logged at
 every report with the generator step, and only for steps past the last one logged, so a
 retried or resumed trial never repeats a point.
+
+The tracking store may go away (a restarted `mlflow server`): every write is queued, the
+queue is flushed in order, and while the store is unreachable the queue is kept in memory
+and in a JSON-lines file in the study's directory, which `--resume` replays. Nothing that
+was reported is dropped, and the study goes on.
 """
 from __future__ import annotations
 
+import json
 import math
-import tempfile
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +33,11 @@ DATASET_TAG = "gan_study.dataset"
 PARENT_TAG = "mlflow.parentRunId"
 PLACEMENT_KEYS = ("hostname", "node_id", "device", "gpu_ids")
 STATUSES = ("running", "completed", "stopped_early", "diverged", "errored")
+PENDING_FILE = "mlflow_pending.jsonl"
+RETRY_AFTER_S = 5.0  # after a failed write, wait this long before trying the store again
+_NOT_METRICS = {"done_training", "config", "trial_id", "pid", "node_ip", "date", "timestamp", "time_this_iter_s",
+                "time_total_s", "time_since_restore", "iterations_since_restore", "training_iteration", "done",
+                "should_checkpoint", *PLACEMENT_KEYS}
 
 
 def default_tracking_uri(directory: Path | None = None) -> str:
@@ -47,18 +59,11 @@ def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
     return client.create_experiment(name, artifact_location=default_artifact_location(tracking_uri))
 
 
-def _numeric_metrics(result: dict[str, Any]) -> dict[str, float]:
+def numeric_metrics(result: dict[str, Any]) -> dict[str, float]:
     """The finite numbers of a Tune result, without Tune's bookkeeping or our non-metric fields."""
-    skip = {"done_training", "config", "trial_id", "pid", "node_ip", "date", "hostname", "timestamp",
-            "time_this_iter_s", "time_total_s", "time_since_restore", "iterations_since_restore",
-            "training_iteration", "done", "should_checkpoint", *PLACEMENT_KEYS}
-    metrics = {}
-    for key, value in result.items():
-        if key in skip or isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        if math.isfinite(value):
-            metrics[key] = float(value)
-    return metrics
+    return {key: float(value) for key, value in result.items()
+            if key not in _NOT_METRICS and isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value)}
 
 
 def trial_status(last_result: dict[str, Any], errored: bool) -> str:
@@ -69,24 +74,45 @@ def trial_status(last_result: dict[str, Any], errored: bool) -> str:
     return "completed" if last_result.get("done_training") else "stopped_early"
 
 
-class MlflowStudyCallback(Callback):
-    """Logs every trial of a Tune run as a child of `parent_run_id`."""
+def child_run_params(config: dict[str, Any], settings: TrialSettings) -> dict[str, str]:
+    from gan.config import GanConfig
 
-    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, settings: TrialSettings):
+    gan_config = GanConfig.from_flat(resolve_trial_params(config, settings))
+    logged = {**gan_config.to_flat(), "capacity_ratio_log2": gan_config.capacity_ratio_log2}
+    return {key: str(value) for key, value in sorted(logged.items())}
+
+
+class MlflowStudyCallback(Callback):
+    """Logs every trial of a Tune run as a child of `parent_run_id`, surviving tracking-store outages."""
+
+    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, settings: TrialSettings,
+                 spool_dir: str):
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
         self.settings = settings
-        self._client = None
-        self._run_ids: dict[str, str] = {}
-        self._last_step: dict[str, int] = {}
-        self._last_result: dict[str, dict] = {}
+        self.spool_dir = spool_dir  # pending writes and the artifacts they need
+        self._reset()
 
-    # MlflowClient holds sockets and locks: rebuilt after pickling (Tune saves callbacks with the experiment)
+    def _reset(self) -> None:
+        self._client = None
+        self._queue: list[dict] = []
+        self._run_ids: dict[str, str] = {}
+        self._logged_step: dict[str, int] = {}
+        self._last_result: dict[str, dict] = {}
+        self._outage_since: float | None = None
+        self._next_try = 0.0
+
+    # Tune pickles callbacks with the experiment state; the client and queue are rebuilt after.
     def __getstate__(self):
         state = self.__dict__.copy()
-        state.update(_client=None, _run_ids={}, _last_step={}, _last_result={})
+        for key in ("_client", "_queue", "_run_ids", "_logged_step", "_last_result", "_outage_since", "_next_try"):
+            state.pop(key)
         return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._reset()
 
     @property
     def client(self):
@@ -96,85 +122,164 @@ class MlflowStudyCallback(Callback):
             self._client = MlflowClient(self.tracking_uri)
         return self._client
 
+    @property
+    def pending_path(self) -> Path:
+        return Path(self.spool_dir) / PENDING_FILE
+
+    # --- the write queue ---------------------------------------------------------------------
+    def _submit(self, kind: str, trial_id: str, **payload) -> None:
+        self._queue.append({"kind": kind, "trial_id": trial_id, **payload})
+        self.flush()
+
+    def flush(self, force: bool = False) -> bool:
+        """Apply queued writes in order; on failure keep the rest (memory + spool file). True if empty."""
+        if not self._queue:
+            return True
+        if not force and time.time() < self._next_try:
+            self._spool()
+            return False
+        done = 0
+        try:
+            for op in self._queue:
+                self._apply(op)
+                done += 1
+        except Exception as error:  # any transport or server error: keep the write for later
+            self._queue = self._queue[done:]
+            if self._outage_since is None:
+                self._outage_since = time.time()
+                reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+                print(f"gan-study: MLflow at {self.tracking_uri} unreachable ({reason}); "
+                      f"buffering writes in {self.pending_path}", file=sys.stderr, flush=True)
+            self._next_try = time.time() + RETRY_AFTER_S
+            self._spool()
+            return False
+        self._queue = []
+        if self._outage_since is not None:
+            print(f"gan-study: MLflow reachable again after {time.time() - self._outage_since:.0f} s; "
+                  f"buffered writes logged", file=sys.stderr, flush=True)
+            self._outage_since = None
+        self._spool()
+        return True
+
+    def _spool(self) -> None:
+        if not self._queue:
+            self.pending_path.unlink(missing_ok=True)
+            return
+        self.pending_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.pending_path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(op) + "\n" for op in self._queue))
+        tmp.replace(self.pending_path)
+
+    def load_spooled(self) -> None:
+        """Queue the writes a previous driver could not make (called on `--resume`)."""
+        if self.pending_path.exists():
+            spooled = [json.loads(line) for line in self.pending_path.read_text().splitlines() if line.strip()]
+            self._queue = spooled + self._queue
+            self.flush(force=True)
+
+    def _apply(self, op: dict) -> None:
+        from mlflow.entities import Metric, Param
+
+        trial_id, kind = op["trial_id"], op["kind"]
+        if kind == "create":
+            self._create_or_find(trial_id, op["params"])
+            return
+        run_id = self._run_ids.get(trial_id) or self._find_child_run(trial_id)
+        if run_id is None:
+            raise RuntimeError(f"no MLflow run for trial {trial_id}")
+        if kind == "metrics":
+            if op["step"] <= self._logged_step.get(trial_id, -1):
+                return  # logged before a restart
+            metrics = [Metric(k, v, op["timestamp"], op["step"]) for k, v in op["metrics"].items()]
+            self.client.log_batch(run_id, metrics=metrics)
+            self._logged_step[trial_id] = op["step"]
+        elif kind == "tags":
+            for key, value in op["tags"].items():
+                self.client.set_tag(run_id, key, value)
+        elif kind == "artifact":
+            self.client.log_artifact(run_id, op["path"], artifact_path=op["artifact_path"])
+            Path(op["path"]).unlink(missing_ok=True)
+        elif kind == "terminate":
+            self.client.set_terminated(run_id, op["status"])
+        elif kind == "params":
+            self.client.log_batch(run_id, params=[Param(k, v) for k, v in op["params"].items()])
+
     def _find_child_run(self, trial_id: str) -> str | None:
         runs = self.client.search_runs(
             [self.experiment_id],
             filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_run_id}' and tags.`{TRIAL_ID_TAG}` = '{trial_id}'",
         )
-        return runs[0].info.run_id if runs else None
-
-    def _last_logged_step(self, run_id: str) -> int:
-        history = self.client.get_metric_history(run_id, "loss_d")
-        return max((m.step for m in history), default=-1)
-
-    def _run_for(self, trial) -> str:
-        """The trial's child run: found again after a retry or `--resume`, created otherwise."""
-        trial_id = trial.trial_id
-        if trial_id in self._run_ids:
-            return self._run_ids[trial_id]
-        run_id = self._find_child_run(trial_id)
-        if run_id is None:
-            params = resolve_trial_params(trial.config, self.settings)
-            from gan.config import GanConfig
-
-            config = GanConfig.from_flat(params)
-            run = self.client.create_run(
-                self.experiment_id,
-                run_name=f"trial-{trial_id}",
-                tags={PARENT_TAG: self.parent_run_id, ROLE_TAG: "trial", TRIAL_ID_TAG: trial_id, STATUS_TAG: "running"},
-            )
-            run_id = run.info.run_id
-            from mlflow.entities import Param
-
-            logged = {**config.to_flat(), "capacity_ratio_log2": config.capacity_ratio_log2}
-            self.client.log_batch(run_id, params=[Param(k, str(v)) for k, v in sorted(logged.items())])
-            self._last_step[trial_id] = -1
-        else:
-            self.client.set_tag(run_id, STATUS_TAG, "running")
-            self.client.update_run(run_id, status="RUNNING")
-            self._last_step[trial_id] = self._last_logged_step(run_id)
+        if not runs:
+            return None
+        run_id = runs[0].info.run_id
         self._run_ids[trial_id] = run_id
+        history = self.client.get_metric_history(run_id, "loss_d")
+        self._logged_step[trial_id] = max((m.step for m in history), default=-1)
         return run_id
 
+    def _create_or_find(self, trial_id: str, params: dict[str, str]) -> None:
+        """The trial's child run: found again after a retry or `--resume`, created otherwise."""
+        from mlflow.entities import Param
+
+        if trial_id in self._run_ids or self._find_child_run(trial_id) is not None:
+            run_id = self._run_ids[trial_id]
+            self.client.set_tag(run_id, STATUS_TAG, "running")
+            self.client.update_run(run_id, status="RUNNING")
+            return
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"trial-{trial_id}",
+            tags={PARENT_TAG: self.parent_run_id, ROLE_TAG: "trial", TRIAL_ID_TAG: trial_id, STATUS_TAG: "running"},
+        )
+        self._run_ids[trial_id] = run.info.run_id
+        self._logged_step[trial_id] = -1
+        self.client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
+
+    # --- Tune's hooks -------------------------------------------------------------------------
+    def setup(self, **info):
+        self.load_spooled()
+
     def on_trial_start(self, iteration, trials, trial, **info):
-        self._run_for(trial)
+        self._submit("create", trial.trial_id, params=child_run_params(trial.config, self.settings))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        from mlflow.entities import Metric
-
-        run_id = self._run_for(trial)
-        step = int(result["step"])
-        self._last_result[trial.trial_id] = result
-        if step <= self._last_step[trial.trial_id]:
-            return  # already logged before a restart
-        if self._last_step[trial.trial_id] < 0:
-            for key in PLACEMENT_KEYS:
-                self.client.set_tag(run_id, f"gan_study.{key}", str(result.get(key, "")))
-        now = int(time.time() * 1000)
-        metrics = [Metric(key, value, now, step) for key, value in _numeric_metrics(result).items()]
-        self.client.log_batch(run_id, metrics=metrics)
-        self._last_step[trial.trial_id] = step
+        trial_id = trial.trial_id
+        first = trial_id not in self._last_result
+        self._last_result[trial_id] = result
+        if first:
+            tags = {f"gan_study.{key}": str(result.get(key, "")) for key in PLACEMENT_KEYS}
+            self._submit("tags", trial_id, tags=tags)
+        self._submit("metrics", trial_id, step=int(result["step"]), timestamp=int(time.time() * 1000),
+                     metrics=numeric_metrics(result))
 
     def _finish(self, trial, errored: bool) -> None:
-        run_id = self._run_for(trial)
         last = self._last_result.get(trial.trial_id, dict(trial.last_result or {}))
         status = trial_status(last, errored)
-        self.client.set_tag(run_id, STATUS_TAG, status)
-        self._log_sample_grid(run_id, trial)
-        self.client.set_terminated(run_id, "FAILED" if status in ("errored", "diverged") else "FINISHED")
+        self._submit("tags", trial.trial_id, tags={STATUS_TAG: status})
+        grid = self._copy_sample_grid(trial)
+        if grid is not None:
+            self._submit("artifact", trial.trial_id, path=grid, artifact_path="samples")
+        self._submit("terminate", trial.trial_id, status="FAILED" if status in ("errored", "diverged") else "FINISHED")
 
-    def _log_sample_grid(self, run_id: str, trial) -> None:
+    def _copy_sample_grid(self, trial) -> str | None:
+        """Copy the last checkpoint's grid into the spool, so it can be logged after an outage too."""
         checkpoint = trial.checkpoint
         if checkpoint is None:
-            return
-        with tempfile.TemporaryDirectory() as directory:
-            checkpoint.to_directory(directory)
-            grid = Path(directory) / GRID_FILE
-            if grid.exists():
-                self.client.log_artifact(run_id, str(grid), artifact_path="samples")
+            return None
+        target = Path(self.spool_dir) / "artifacts" / trial.trial_id / GRID_FILE
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with checkpoint.as_directory() as directory:
+            source = Path(directory) / GRID_FILE
+            if not source.exists():
+                return None
+            shutil.copyfile(source, target)
+        return str(target)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._finish(trial, errored=False)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._finish(trial, errored=True)
+
+    def on_experiment_end(self, trials, **info):
+        self.flush(force=True)

@@ -104,7 +104,7 @@ def _run_cli(args, cwd):
     (["--space", "smoke.yaml", "--tracking-uri", "/tmp/mlruns"], "plain file stores are refused"),
     (["--space", "smoke.yaml", "--num-samples", "0"], "--num-samples must be >= 1"),
     (["--space", "CIFAR"], "data set 'cifar10' not found under"),
-    (["--space", "smoke.yaml", "--resume"], "--resume: no earlier run of experiment 'smoke'"),
+    (["--space", "smoke.yaml", "--resume"], "--resume: no MLflow store at sqlite:///"),
 ])
 def test_cli_bad_input_exits_2_with_one_line_before_ray_starts(tmp_path, args, message):
     _write(tmp_path, "schedular: asha\nbudget: {steps: 1, eval_every: 1}\n", "BAD")
