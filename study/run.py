@@ -43,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
     parser.add_argument("--seed", type=int, help="base seed of the study (overrides the space)")
     parser.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial (default 2)")
+    parser.add_argument("--report", action="store_true",
+                        help="build the MLflow report (python -m reports) at the end and log it to the study's run")
     parser.add_argument("--resume", nargs="?", const="latest", metavar="RUN_DIR",
                         help="continue an interrupted study: its Tune directory, or the latest of this experiment")
     return parser.parse_args(argv)
@@ -139,12 +141,12 @@ def main(argv: list[str] | None = None) -> int:
         space = apply_overrides(load_space(args.space), args)
         from mlflow.tracking import MlflowClient
 
-        from study.tracking import default_tracking_uri
+        from study.names import default_tracking_uri
 
         tracking_uri = args.tracking_uri or default_tracking_uri()
         check_tracking_uri(tracking_uri)
         data_root = str(Path(space.data_root).resolve()) if space.data_root else None
-        load_dataset(space.dataset, data_root, download=True)
+        splits = load_dataset(space.dataset, data_root, download=True)
         experiment = args.experiment or space.name
         storage = args.storage_path if args.storage_path and "://" in args.storage_path \
             else str(Path(args.storage_path or "ray_results").resolve())
@@ -158,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SpaceError, ConfigError, DatasetUnavailable, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    return run_study(space, args, client, tracking_uri, experiment, storage, parent, data_root)
+    return run_study(space, args, client, tracking_uri, experiment, storage, parent, data_root, splits)
 
 
 def _spool_dir(storage: str, run_name: str) -> str:
@@ -168,7 +170,7 @@ def _spool_dir(storage: str, run_name: str) -> str:
 
 
 def run_study(space: StudySpace, args, client, tracking_uri: str, experiment: str, storage: str, parent,
-              data_root: str | None) -> int:
+              data_root: str | None, splits) -> int:
     import signal
 
     from ray import tune
@@ -203,6 +205,7 @@ def run_study(space: StudySpace, args, client, tracking_uri: str, experiment: st
         parent_run_id = parent_run.info.run_id
         client.log_artifact(parent_run_id, str(space.path), artifact_path="space")
         _log_study_params(client, parent_run_id, space, run_path, spool_dir)
+        _log_reference_rows(client, parent_run_id, space, splits)
         setup = build_tune_setup(space, space.num_samples, space.seed)
         tuner = tune.Tuner(
             trainable,
@@ -247,6 +250,14 @@ def run_study(space: StudySpace, args, client, tracking_uri: str, experiment: st
               f"--experiment {experiment} --resume {run_path}", file=sys.stderr)
         return 130
     print(f"done in {elapsed:.0f} s: {dict(statuses)}; best {space.metric} = {best}")
+    if args.report:
+        from reports import ReportError, build_report
+
+        try:
+            paths = build_report(tracking_uri, experiment, run_id=parent_run_id)
+            print(f"report: {paths}")
+        except ReportError as error:  # the study itself succeeded; say why there is no report
+            print(f"gan-study: no report: {error}", file=sys.stderr)
     return 0
 
 
@@ -265,6 +276,16 @@ def _best_result(results, space: StudySpace) -> float | None:
     if not values:
         return None
     return min(values) if space.mode == "min" else max(values)
+
+
+def _log_reference_rows(client, run_id: str, space: StudySpace, splits) -> None:
+    """Train (or load) the domain classifier once on the driver, and log what real data scores."""
+    from gan.evaluation import needs_classifier, reference_scores
+    from gan.metrics import load_or_train_classifier
+
+    classifier = load_or_train_classifier(splits) if needs_classifier(space.evaluation.metrics) else None
+    for name, value in reference_scores(splits, classifier).items():
+        client.log_metric(run_id, f"reference/{name}", value)
 
 
 def _log_study_params(client, run_id: str, space: StudySpace, run_path: str, spool_dir: str) -> None:

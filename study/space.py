@@ -109,7 +109,7 @@ class Budget:
 @dataclass(frozen=True)
 class Evaluation:
     num_samples: int = 1000
-    metrics: tuple[str, ...] = ("pixel_fd",)
+    metrics: tuple[str, ...] = ()  # parse_space fills in gan.evaluation.DEFAULT_METRICS
     final: bool = True
 
 
@@ -328,17 +328,21 @@ def parse_space(raw: Any, path: Path) -> StudySpace:
         raise SpaceError("budget.epochs and budget.eval_every must be > 0")
 
     evaluation_raw = _check_keys("evaluation", raw.get("evaluation"), EVALUATION_KEYS)
-    from gan.evaluation import METRIC_NAMES, reported_metric_names
+    from gan.evaluation import DEFAULT_METRICS, METRIC_NAMES, METRICS, reported_metric_names
 
-    metrics = tuple(evaluation_raw.get("metrics", Evaluation.metrics))
+    metrics = evaluation_raw.get("metrics", DEFAULT_METRICS)
+    if not isinstance(metrics, list | tuple):
+        raise SpaceError("evaluation.metrics must be a list")
     for name in metrics:
         _one_of("evaluation.metrics entry", name, METRIC_NAMES)
+    # the balance regime of every trial is read off D's outputs: always evaluated
+    metrics = tuple(dict.fromkeys([*metrics, "discriminator"]))
     evaluation = Evaluation(
         num_samples=_positive_int("evaluation.num_samples", evaluation_raw.get("num_samples", Evaluation.num_samples)),
         metrics=metrics,
         final=bool(evaluation_raw.get("final", True)),
     )
-    metric = raw.get("metric", metrics[0])
+    metric = raw.get("metric", "fid" if "fid" in metrics else METRICS[metrics[0]].outputs[0])
     reportable = reported_metric_names(metrics)
     if metric not in reportable:
         raise SpaceError(f"metric '{metric}' is not reported by evaluation.metrics {list(metrics)}{suggestion(str(metric), reportable)}")

@@ -25,31 +25,20 @@ from ray.tune import Callback
 
 from study.trial import GRID_FILE, TrialSettings, resolve_trial_params
 
-ROLE_TAG = "gan_study.role"
-TRIAL_ID_TAG = "gan_study.trial_id"
-STATUS_TAG = "gan_study.status"
-SPACE_TAG = "gan_study.space"
-DATASET_TAG = "gan_study.dataset"
-PARENT_TAG = "mlflow.parentRunId"
+from study.names import (DATASET_TAG, PARENT_TAG, REGIME_TAG, ROLE_TAG, SPACE_TAG, STATUS_TAG,  # noqa: F401
+                         TRIAL_ID_TAG, default_artifact_location, default_tracking_uri)
+
 PLACEMENT_KEYS = ("hostname", "node_id", "device", "gpu_ids")
 STATUSES = ("running", "completed", "stopped_early", "diverged", "errored")
 PENDING_FILE = "mlflow_pending.jsonl"
 RETRY_AFTER_S = 5.0  # after a failed write, wait this long before trying the store again
+FINAL_FLUSH_TIMEOUT_S = 60.0  # at the end of a study, wait this long for a store that is restarting
+# HTTP statuses with which the store refuses a write for good (a bad parameter, a deleted run): retrying
+# cannot help and would hold back every later write; transport errors, 5xx, 401/403 and 429 are retried.
+REFUSED_HTTP_STATUSES = (400, 404, 409)
 _NOT_METRICS = {"done_training", "config", "trial_id", "pid", "node_ip", "date", "timestamp", "time_this_iter_s",
                 "time_total_s", "time_since_restore", "iterations_since_restore", "training_iteration", "done",
-                "should_checkpoint", *PLACEMENT_KEYS}
-
-
-def default_tracking_uri(directory: Path | None = None) -> str:
-    """An absolute sqlite URI in the working directory: MLflow >= 3.13 refuses plain file stores."""
-    return f"sqlite:///{((directory or Path.cwd()) / 'mlflow.db').resolve()}"
-
-
-def default_artifact_location(tracking_uri: str) -> str | None:
-    """For a sqlite store, artifacts live in `mlartifacts/` beside the database file."""
-    if tracking_uri.startswith("sqlite:///"):
-        return (Path(tracking_uri[len("sqlite:///"):]).parent / "mlartifacts").resolve().as_uri()
-    return None
+                "should_checkpoint", "regime", *PLACEMENT_KEYS}
 
 
 def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
@@ -64,6 +53,13 @@ def numeric_metrics(result: dict[str, Any]) -> dict[str, float]:
     return {key: float(value) for key, value in result.items()
             if key not in _NOT_METRICS and isinstance(value, (int, float)) and not isinstance(value, bool)
             and math.isfinite(value)}
+
+
+def _refused(error: Exception) -> bool:
+    """The store answered, and said no for good (see REFUSED_HTTP_STATUSES)."""
+    from mlflow.exceptions import MlflowException
+
+    return isinstance(error, MlflowException) and error.get_http_status_code() in REFUSED_HTTP_STATUSES
 
 
 def trial_status(last_result: dict[str, Any], errored: bool) -> str:
@@ -138,22 +134,23 @@ class MlflowStudyCallback(Callback):
         if not force and time.time() < self._next_try:
             self._spool()
             return False
-        done = 0
-        try:
-            for op in self._queue:
+        while self._queue:
+            op = self._queue[0]
+            try:
                 self._apply(op)
-                done += 1
-        except Exception as error:  # any transport or server error: keep the write for later
-            self._queue = self._queue[done:]
-            if self._outage_since is None:
-                self._outage_since = time.time()
+            except Exception as error:
                 reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-                print(f"gan-study: MLflow at {self.tracking_uri} unreachable ({reason}); "
-                      f"buffering writes in {self.pending_path}", file=sys.stderr, flush=True)
-            self._next_try = time.time() + RETRY_AFTER_S
-            self._spool()
-            return False
-        self._queue = []
+                if not _refused(error):  # a transport or server error: keep the write for later
+                    if self._outage_since is None:
+                        self._outage_since = time.time()
+                        print(f"gan-study: MLflow at {self.tracking_uri} unreachable ({reason}); "
+                              f"buffering writes in {self.pending_path}", file=sys.stderr, flush=True)
+                    self._next_try = time.time() + RETRY_AFTER_S
+                    self._spool()
+                    return False
+                print(f"gan-study: MLflow refused a '{op['kind']}' write of trial {op['trial_id']} ({reason}); "
+                      f"skipped", file=sys.stderr, flush=True)
+            self._queue.pop(0)
         if self._outage_since is not None:
             print(f"gan-study: MLflow reachable again after {time.time() - self._outage_since:.0f} s; "
                   f"buffered writes logged", file=sys.stderr, flush=True)
@@ -197,6 +194,8 @@ class MlflowStudyCallback(Callback):
             for key, value in op["tags"].items():
                 self.client.set_tag(run_id, key, value)
         elif kind == "artifact":
+            if not Path(op["path"]).exists():
+                return  # uploaded (and removed) before the driver stopped
             self.client.log_artifact(run_id, op["path"], artifact_path=op["artifact_path"])
             Path(op["path"]).unlink(missing_ok=True)
         elif kind == "terminate":
@@ -223,6 +222,11 @@ class MlflowStudyCallback(Callback):
 
         if trial_id in self._run_ids or self._find_child_run(trial_id) is not None:
             run_id = self._run_ids[trial_id]
+            # an outage may have cut a create between the run and its parameters; PBT's changed values stay as logged
+            logged = self.client.get_run(run_id).data.params
+            missing = [Param(k, v) for k, v in params.items() if k not in logged]
+            if missing:
+                self.client.log_batch(run_id, params=missing)
             self.client.set_tag(run_id, STATUS_TAG, "running")
             self.client.update_run(run_id, status="RUNNING")
             return
@@ -255,7 +259,10 @@ class MlflowStudyCallback(Callback):
     def _finish(self, trial, errored: bool) -> None:
         last = self._last_result.get(trial.trial_id, dict(trial.last_result or {}))
         status = trial_status(last, errored)
-        self._submit("tags", trial.trial_id, tags={STATUS_TAG: status})
+        tags = {STATUS_TAG: status}
+        if "regime" in last:
+            tags[REGIME_TAG] = str(last["regime"])
+        self._submit("tags", trial.trial_id, tags=tags)
         grid = self._copy_sample_grid(trial)
         if grid is not None:
             self._submit("artifact", trial.trial_id, path=grid, artifact_path="samples")
@@ -282,4 +289,7 @@ class MlflowStudyCallback(Callback):
         self._finish(trial, errored=True)
 
     def on_experiment_end(self, trials, **info):
-        self.flush(force=True)
+        # the driver's last chance to log: give a restarting store some time before leaving writes spooled
+        deadline = time.time() + FINAL_FLUSH_TIMEOUT_S
+        while not self.flush(force=True) and time.time() < deadline:
+            time.sleep(RETRY_AFTER_S)

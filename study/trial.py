@@ -18,7 +18,8 @@ import torch
 
 from gan.config import GanConfig
 from gan.data import load_dataset
-from gan.evaluation import evaluate
+from gan.evaluation import FINAL_PARZEN_SAMPLES, balance_regime, evaluate, needs_classifier
+from gan.metrics import load_or_train_classifier
 from gan.trainer import GanTrainer, save_image
 from study.space import Budget, Evaluation
 
@@ -93,6 +94,9 @@ def train_gan_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     torch.set_num_threads(cpus)
 
     data = load_dataset(settings.dataset, settings.data_root, download=False)
+    metrics = settings.evaluation.metrics
+    # trained once per machine and cached; the driver trains it before the first trial starts
+    classifier = load_or_train_classifier(data, device=device) if needs_classifier(metrics) else None
     trainer = GanTrainer(gan_config, data.train.images, device)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -103,7 +107,9 @@ def train_gan_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     total_steps, eval_every = settings.budget.generator_steps(len(data.train), gan_config.batch_size, gan_config.k)
     eval_seed = gan_config.seed + EVAL_SEED_OFFSET
     placement = {**_placement(), "device": str(device)}
-    static = {"g_params": trainer.g_params, "d_params": trainer.d_params, "total_steps": total_steps}
+    # restored_from_step: the generator step this run resumed at (0 for a fresh start), evidence of a resume
+    static = {"g_params": trainer.g_params, "d_params": trainer.d_params, "total_steps": total_steps,
+              "restored_from_step": trainer.step}
 
     while trainer.step < total_steps and not trainer.diverged:
         # (1) train up to the next evaluation point
@@ -118,16 +124,20 @@ def train_gan_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         # (2) evaluate on the validation split; a diverged run gets the worst score and stops
         if stats.diverged:
             result[settings.metric] = _worst(settings.mode)
+            result["regime"] = balance_regime({}, diverged=True, num_classes=data.num_classes)
         else:
-            result.update(evaluate(trainer, data.validation, settings.evaluation.metrics,
-                                   settings.evaluation.num_samples, eval_seed))
-            # (3) the final evaluation on the test split at the protocol sizes
+            current = evaluate(trainer, data.validation, data.validation, metrics, settings.evaluation.num_samples,
+                               eval_seed, classifier, data.num_classes)
+            result.update(current)
+            # (3) the final evaluation on the test split at the protocol sizes (10,000 samples)
             if trainer.step >= total_steps:
                 result["done_training"] = True
                 if settings.evaluation.final:
-                    final = evaluate(trainer, data.test, settings.evaluation.metrics,
-                                     max(settings.evaluation.num_samples, len(data.test)), eval_seed)
-                    result.update({f"final/{name}": value for name, value in final.items()})
+                    current = evaluate(trainer, data.test, data.validation, metrics,
+                                       max(settings.evaluation.num_samples, FINAL_PARZEN_SAMPLES), eval_seed,
+                                       classifier, data.num_classes)
+                    result.update({f"final/{name}": value for name, value in current.items()})
+            result["regime"] = balance_regime(current, diverged=False, num_classes=data.num_classes)
         # (4) report with a checkpoint of the full state and the fixed-noise sample grid
         with tempfile.TemporaryDirectory() as directory:
             torch.save(trainer.state_dict(), os.path.join(directory, CHECKPOINT_FILE))

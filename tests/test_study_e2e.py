@@ -59,6 +59,10 @@ def test_smoke_study_logs_one_parent_and_a_child_per_trial(smoke_study):
     parent = parents[0]
     assert parent.info.status == "FINISHED" and parent.data.tags["gan_study.space"] == "smoke.yaml"
     assert parent.data.params["search"] == "grid" and parent.data.metrics["trials_completed"] == 2
+    # the yardsticks of the data set, computed once per study
+    assert parent.data.metrics["reference/classifier_test_accuracy"] >= 0.98
+    assert parent.data.metrics["reference/fid_train_test"] < parent.data.metrics["reference/fid_test_noise"] / 10
+    assert parent.data.metrics["reference/parzen_train_test"] > 0
     assert [a.path for a in client.list_artifacts(parent.info.run_id, "space")] == ["space/smoke.yaml"]
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
@@ -76,10 +80,13 @@ def test_children_hold_parameters_metric_histories_and_sample_grid(smoke_study):
                                       and k not in ("g_batchnorm", "d_batchnorm")})
         assert (config.g_width, config.z_dim, config.batch_size, config.seed) == (32, 16, 32, 0)
         assert float(params["capacity_ratio_log2"]) == 0.0
-        for metric in ("pixel_fd", "loss_d", "loss_g", "d_real", "d_fake", "eval_d_real", "d_gap"):
+        for metric in ("fid", "parzen", "classes_covered", "precision", "coverage", "classifier_score",
+                       "sliced_wasserstein", "loss_d", "loss_g", "d_real", "d_fake", "eval_d_real", "d_gap"):
             history = client.get_metric_history(child.info.run_id, metric)
             assert [m.step for m in history] == [20, 40], metric
-        assert "final/pixel_fd" in child.data.metrics
+        for metric in ("final/fid", "final/parzen", "final/parzen_sem", "final/classes_covered"):
+            assert metric in child.data.metrics
+        assert child.data.tags["gan_study.regime"] in ("balanced", "d_dominates", "g_dominates", "mode_collapse")
         grid_path = client.download_artifacts(child.info.run_id, "samples/samples.png", str(tmp_path / child.info.run_id))
         assert Image.open(grid_path).size == (8 * 28 + 9 * 2,) * 2
 

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Submit a study to a running Ray cluster as a Ray job: the driver (python -m study.run) runs on the
+# head node, the trials on any node, MLflow is written by the driver only.
+#
+# Usage: deploy/ray_job_submit.sh [SPACE] [extra study.run options...]
+#   env: RAY_HEAD (host of the head node; its dashboard/job server listens on 8265)
+#        MLFLOW_URI (the tracking server, see deploy/mlflow_server.sh)
+#        STORAGE (Tune's checkpoints and results: a file system every node mounts at the same path,
+#                 or s3://bucket/path / gs://bucket/path)
+# Example: RAY_HEAD=head-0 MLFLOW_URI=http://mlflow:5000 STORAGE=/shared/gan-study \
+#          deploy/ray_job_submit.sh balance.yaml --gpus-per-trial 0.25
+set -euo pipefail
+
+SPACE="${1:-balance.yaml}"
+shift || true
+RAY_HEAD="${RAY_HEAD:?set RAY_HEAD to the host name of the head node}"
+MLFLOW_URI="${MLFLOW_URI:?set MLFLOW_URI, e.g. http://mlflow:5000}"
+STORAGE="${STORAGE:?set STORAGE to a shared path or s3:// / gs:// URI}"
+
+# RAY_AUTH_MODE must match the cluster's: with token auth the client also needs the token
+# (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token; `ray get-auth-token` prints it).
+export RAY_AUTH_MODE="${RAY_AUTH_MODE:-disabled}"
+
+# --working-dir . uploads this checkout (study/, gan/, search_spaces/) and puts it first on the
+# PYTHONPATH of the driver and of every trial worker: the cluster's image needs only the
+# dependencies (pip install -e . once per image, or add "pip" to the runtime env). The excludes keep
+# local results and virtual environments out of the upload (limit: 100 MiB).
+# The driver finds the cluster through RAY_ADDRESS, which the job server sets: no --address needed.
+# --no-wait returns at once; follow with `ray job logs -f JOB_ID`, stop with `ray job stop JOB_ID`
+# (the driver then gets SIGTERM, stops the trials, saves the study; continue it with --resume).
+exec ray job submit \
+    --address "http://$RAY_HEAD:8265" \
+    --working-dir . \
+    --runtime-env-json '{"excludes": [".git", ".venv", "ray_results", "mlartifacts", "mlflow.db", "*.pt"],
+                         "env_vars": {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}}' \
+    --no-wait \
+    -- python -m study.run --space "$SPACE" \
+        --storage-path "$STORAGE" \
+        --tracking-uri "$MLFLOW_URI" \
+        "$@"

@@ -1,0 +1,80 @@
+"""build_report: MLflow study -> tables (CSV), figures (PNG), Markdown and HTML, logged back to the parent run."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from reports.load import ReportError, load_study
+
+FORMATS = ("html", "md")
+ARTIFACT_PATH = "report"
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    out_dir: Path
+    html: Path | None
+    markdown: Path | None
+    images: list[Path]
+    csv_files: list[Path]
+    parent_run_id: str
+    artifact_path: str = ARTIFACT_PATH  # where the files are in the parent run's artifacts
+
+    @property
+    def files(self) -> list[Path]:
+        return [p for p in (self.html, self.markdown) if p is not None] + self.images + self.csv_files
+
+
+def default_out_dir(experiment: str) -> Path:
+    return Path("reports_out") / experiment
+
+
+def build_report(tracking_uri: str, experiment: str, run_id: str | None = None, out_dir: str | Path | None = None,
+                 formats: tuple[str, ...] = FORMATS, log_artifacts: bool = True) -> ReportPaths:
+    """Write the report of one study (the latest parent run of `experiment` unless `run_id`) into `out_dir`.
+
+    Raises ReportError (one-line message) for an unreachable store, unknown experiment or run, or a
+    study without finished trials. With `log_artifacts`, the written files go to the parent run
+    under `report/`.
+    """
+    from reports import plots, render, tables
+
+    unknown = set(formats) - set(FORMATS)
+    if unknown or not formats:
+        raise ReportError(f"formats must be among {', '.join(FORMATS)}, got {', '.join(formats) or 'none'}")
+    study = load_study(tracking_uri, experiment, run_id)
+    out = Path(out_dir if out_dir is not None else default_out_dir(experiment))
+    out.mkdir(parents=True, exist_ok=True)
+
+    imbalance, imbalance_table = tables.imbalance_table(study)
+    effects, effects_table = tables.effect_sizes(study)
+    csv_files = [out / "trials.csv", out / "imbalance.csv", out / "effect_sizes.csv"]
+    tables.trials_csv_frame(study).to_csv(csv_files[0], index=False)
+    imbalance.to_csv(csv_files[1], index=False)
+    effects.to_csv(csv_files[2], index=False)
+    shown = [imbalance_table, effects_table]
+    importances = tables.optuna_importances(study)
+    if importances is not None:
+        csv_files.append(out / "optuna_importances.csv")
+        importances[0].to_csv(csv_files[-1], index=False)
+        shown.append(importances[1])
+    figures = plots.draw_all(study, out)
+
+    parts = render.ReportParts(f"GAN study report: {study.parent_name}", tables.header(study), shown, figures,
+                               csv_files)
+    html_path = md_path = None
+    if "html" in formats:
+        html_path = out / "report.html"
+        html_path.write_text(render.html_page(parts), encoding="utf-8")
+    if "md" in formats:
+        md_path = out / "report.md"
+        md_path.write_text(render.markdown(parts, out), encoding="utf-8")
+    paths = ReportPaths(out, html_path, md_path, [f.path for f in figures], csv_files, study.parent_run_id)
+    if log_artifacts:
+        try:
+            for path in paths.files:
+                study.client.log_artifact(study.parent_run_id, str(path), artifact_path=ARTIFACT_PATH)
+        except Exception as error:  # the store refused the upload: the files on disk are still there
+            raise ReportError(f"report written to {out}, but logging it to run {study.parent_run_id} failed: "
+                              f"{str(error).splitlines()[0][:200]}") from None
+    return paths

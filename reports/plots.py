@@ -1,0 +1,241 @@
+"""The report's figures, one function each: PNG files drawn with matplotlib's Agg canvas.
+
+Figures are built with `matplotlib.figure.Figure`, not pyplot, so drawing them touches no global
+backend state of the process that calls the report (e.g. the study runner). A function returns
+None when the study lacks what its figure needs (no k levels, no sample grids...).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from reports.load import METRIC_PREFIX, StudyData, download_samples, metric_history
+from reports.tables import CAPACITY, group_keys, summarize, with_factors
+
+DPI = 110
+REGIME_COLOURS = {"balanced": "#4c9a2a", "d_dominates": "#c0392b", "g_dominates": "#2e86c1",
+                  "mode_collapse": "#8e44ad", "diverged": "#333333", "completed": "#4c9a2a",
+                  "stopped_early": "#f39c12", "errored": "#333333", "running": "#95a5a6"}
+
+
+@dataclass(frozen=True)
+class Plot:
+    name: str  # the PNG's file stem
+    title: str
+    caption: str
+    path: Path
+
+
+def _save(figure: Figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=DPI, format="png")
+    return path
+
+
+def _finish_axes(axes, xlabel: str, ylabel: str, title: str, fontsize: float | None = None) -> None:
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title, fontsize=fontsize)
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+
+
+def _level_label(keys: list[str], values) -> str:
+    values = values if isinstance(values, tuple) else (values,)
+    return ", ".join(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+                     for key, value in zip(keys, values))
+
+
+def fid_vs_capacity(study: StudyData, out: Path) -> Plot | None:
+    """Mean score (± std over trials) against log2(D/G width), one line per k (and per arch)."""
+    frame = with_factors(study)
+    if CAPACITY not in frame:
+        return None
+    lines = group_keys(frame, ["k"])
+    numbers = summarize(frame, [*lines, CAPACITY], [study.fid_metric])
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.add_subplot()
+    groups = numbers.groupby(lines) if lines else [((), numbers)]
+    for level, group in groups:
+        group = group.sort_values(CAPACITY)
+        label = _level_label(lines, level) if lines else "all trials"
+        mean, std = group[f"{study.fid_metric}_mean"], group[f"{study.fid_metric}_std"].fillna(0)
+        container = axes.errorbar(group[CAPACITY], mean, yerr=std, marker="o", capsize=4, label=label)
+        # a direct label at the line's right end, so the reader need not look up the legend
+        axes.annotate(label, (group[CAPACITY].iloc[-1], mean.iloc[-1]), xytext=(6, 0), textcoords="offset points",
+                      va="center", fontsize=8, color=container.lines[0].get_color())
+    _finish_axes(axes, "log2(D width / G width)   (> 0: discriminator larger)",
+                 f"final {study.fid_label} (lower is better)",
+                 f"{study.fid_label} vs capacity ratio (mean ± std over trials)")
+    axes.margins(x=0.15)
+    path = _save(figure, out / "fid_vs_capacity.png")
+    return Plot("fid_vs_capacity", f"{study.fid_label} vs capacity ratio",
+                "Each point: mean over the trials at that ratio; bars: ± one standard deviation.", path)
+
+
+def fid_heatmap(study: StudyData, out: Path) -> Plot | None:
+    """Mean final score over the (g_width, d_width) grid, one panel per arch."""
+    frame = with_factors(study)
+    if "g_width" not in frame or "d_width" not in frame:
+        return None
+    arches = sorted(frame["arch"].astype(str).unique()) if "arch" in frame else ["all"]
+    score = METRIC_PREFIX + study.fid_metric
+    figure = Figure(figsize=(4.8 * len(arches) + 0.8, 4.2))
+    tables = [frame[frame["arch"].astype(str) == arch] if arch != "all" else frame for arch in arches]
+    pivots = [t.pivot_table(index="d_width", columns="g_width", values=score, aggfunc="mean") for t in tables]
+    finite = np.concatenate([p.to_numpy().ravel() for p in pivots])
+    low, high = np.nanmin(finite), np.nanmax(finite)
+    for i, (arch, pivot) in enumerate(zip(arches, pivots)):
+        axes = figure.add_subplot(1, len(arches), i + 1)
+        image = axes.imshow(pivot.to_numpy(), origin="lower", cmap="viridis_r", vmin=low, vmax=high, aspect="auto")
+        axes.set_xticks(range(len(pivot.columns)), [f"{v:g}" for v in pivot.columns])
+        axes.set_yticks(range(len(pivot.index)), [f"{v:g}" for v in pivot.index])
+        axes.set_xlabel("generator width (g_width)")
+        axes.set_ylabel("discriminator width (d_width)")
+        axes.set_title(f"mean final {study.fid_label}" + (f", arch {arch}" if arch != "all" else ""))
+        for (row, col), value in np.ndenumerate(pivot.to_numpy()):
+            if np.isfinite(value):
+                dark = (value - low) / ((high - low) or 1) > 0.5
+                axes.text(col, row, f"{value:.4g}", ha="center", va="center", fontsize=8,
+                          color="white" if dark else "black")
+        figure.colorbar(image, ax=axes, label=f"{study.fid_label} (lower is better)")
+    path = _save(figure, out / "fid_heatmap.png")
+    return Plot("fid_heatmap", f"{study.fid_label} over generator and discriminator width",
+                "Mean final score of the trials in each cell (lighter is better); empty cells were not run.", path)
+
+
+def regime_shares(study: StudyData, out: Path) -> Plot | None:
+    """Stacked bars: the share of trials in each balance regime (or status) at each capacity ratio."""
+    trials = study.trials
+    column = "param." + CAPACITY
+    if column not in trials:
+        return None
+    use_regime = trials["regime"].notna().any()
+    label = trials["regime"].fillna("no regime") if use_regime else trials["status"]
+    counts = pd.crosstab(trials[column], label)
+    shares = counts.div(counts.sum(axis=1), axis=0)
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.add_subplot()
+    bottom = np.zeros(len(shares))
+    positions = np.arange(len(shares))
+    for name in shares.columns:
+        values = shares[name].to_numpy()
+        axes.bar(positions, values, bottom=bottom, label=name, color=REGIME_COLOURS.get(name))
+        for x, (share, base, n) in enumerate(zip(values, bottom, counts[name])):
+            if share > 0.08:
+                axes.text(x, base + share / 2, f"{name}\n{n}", ha="center", va="center", fontsize=7, color="white")
+        bottom += values
+    axes.set_xticks(positions, [f"{v:g}\n(n={n})" for v, n in zip(shares.index, counts.sum(axis=1))])
+    axes.set_xlabel("log2(D width / G width)")
+    axes.set_ylabel("share of trials")
+    what = "balance regime" if use_regime else "trial status (no regime tags logged)"
+    axes.set_title(f"Share of trials by {what}")
+    axes.set_ylim(0, 1)
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    path = _save(figure, out / "regimes.png")
+    return Plot("regimes", f"Trials by {what} vs capacity ratio",
+                "Each bar: all trials at that ratio; segment labels give the regime and the number of trials.", path)
+
+
+def _best_median_worst(study: StudyData) -> dict[str, pd.Series]:
+    finished = study.finished.sort_values(METRIC_PREFIX + study.fid_metric, kind="stable").reset_index(drop=True)
+    picks = {"best": 0, "median": (len(finished) - 1) // 2, "worst": len(finished) - 1}
+    return {name: finished.iloc[index] for name, index in picks.items()}
+
+
+def learning_curves(study: StudyData, out: Path) -> Plot | None:
+    """The score over generator steps of the best, median and worst trial."""
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.add_subplot()
+    drawn = set()
+    for name, trial in _best_median_worst(study).items():
+        if trial["run_id"] in drawn:
+            continue  # fewer than three finished trials
+        drawn.add(trial["run_id"])
+        history = metric_history(study, trial["run_id"], study.fid_metric)
+        if history.empty:
+            continue
+        label = f"{name}: trial {trial['trial_id']} (final {trial[METRIC_PREFIX + study.fid_metric]:.4g})"
+        line, = axes.plot(history["step"], history["value"], marker="o", markersize=3, label=label)
+        axes.annotate(name, (history["step"].iloc[-1], history["value"].iloc[-1]), xytext=(6, 0),
+                      textcoords="offset points", va="center", fontsize=8, color=line.get_color())
+    if not axes.lines:
+        return None
+    _finish_axes(axes, "generator step", f"{study.fid_label} at evaluation (lower is better)",
+                 f"Learning curves: best, median and worst trial by final {study.fid_label}")
+    axes.margins(x=0.12)
+    path = _save(figure, out / "learning_curves.png")
+    return Plot("learning_curves", "Learning curves",
+                "Evaluations during training (validation data); the final value is on the test split.", path)
+
+
+def d_outputs(study: StudyData, out: Path) -> Plot | None:
+    """Mean D(x) and D(G(z)) over training for the most D-dominated and the most G-dominated trial."""
+    gap = METRIC_PREFIX + "d_gap"
+    finished = study.finished
+    if gap not in finished or finished[gap].isna().all():
+        return None
+    with_gap = finished.dropna(subset=[gap])
+    if len(with_gap) < 2:
+        return None  # one trial is neither the most D- nor the most G-dominated of anything
+    picks = {"most D-dominated (largest final D(x) − D(G(z)))": with_gap.loc[with_gap[gap].idxmax()],
+             "most G-dominated (smallest final D(x) − D(G(z)))": with_gap.loc[with_gap[gap].idxmin()]}
+    figure = Figure(figsize=(10, 4))
+    for i, (title, trial) in enumerate(picks.items()):
+        axes = figure.add_subplot(1, 2, i + 1)
+        for real, fake, where in (("eval_d_real", "eval_d_fake", "held-out"), ("d_real", "d_fake", "training batches")):
+            real_history = metric_history(study, trial["run_id"], real)
+            if real_history.empty:
+                continue
+            fake_history = metric_history(study, trial["run_id"], fake)
+            axes.plot(real_history["step"], real_history["value"], marker="o", markersize=3, color="#2e86c1",
+                      label=f"D(x), {where} reals")
+            axes.plot(fake_history["step"], fake_history["value"], marker="s", markersize=3, color="#c0392b",
+                      label="D(G(z)), fakes")
+            break
+        axes.set_ylim(-0.02, 1.02)
+        _finish_axes(axes, "generator step", "mean discriminator output",
+                     f"{title}\ntrial {trial['trial_id']}, final gap {trial[gap]:.3f}", fontsize=9)
+    path = _save(figure, out / "d_outputs.png")
+    return Plot("d_outputs", "Discriminator outputs over training",
+                "D near 1 on reals and near 0 on fakes: D wins; the two curves meeting: G fools D.", path)
+
+
+def sample_grids(study: StudyData, out: Path) -> Plot | None:
+    """The fixed-noise sample grids of the best and the worst trial, side by side."""
+    import tempfile
+
+    from matplotlib.image import imread
+
+    picks = _best_median_worst(study)
+    shown = []
+    with tempfile.TemporaryDirectory(prefix="gan-report-") as downloads:  # not in `out`: it is logged
+        for name in ("best", "worst") if len(study.finished) > 1 else ("best",):
+            trial = picks[name]
+            grid = download_samples(study, trial["run_id"], Path(downloads) / name)
+            if grid is not None:
+                shown.append((name, trial, imread(grid)))
+    if not shown:
+        return None
+    figure = Figure(figsize=(4.2 * len(shown), 4.6))
+    for i, (name, trial, image) in enumerate(shown):
+        axes = figure.add_subplot(1, len(shown), i + 1)
+        axes.imshow(image, cmap="gray")
+        axes.set_axis_off()
+        axes.set_title(f"{name}: trial {trial['trial_id']}\nfinal {study.fid_label} "
+                       f"{trial[METRIC_PREFIX + study.fid_metric]:.4g}", fontsize=9)
+    path = _save(figure, out / "samples.png")
+    return Plot("samples", "Samples of the best and the worst trial",
+                "8 × 8 samples from the same fixed noise at the end of training.", path)
+
+
+ALL_PLOTS = (fid_vs_capacity, fid_heatmap, regime_shares, learning_curves, d_outputs, sample_grids)
+
+
+def draw_all(study: StudyData, out: Path) -> list[Plot]:
+    out.mkdir(parents=True, exist_ok=True)
+    return [plot for plot in (draw(study, out) for draw in ALL_PLOTS) if plot is not None]

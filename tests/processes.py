@@ -1,0 +1,207 @@
+"""Real processes for the cluster and fault-tolerance tests: Ray nodes, an MLflow server, study drivers.
+
+Every process is started in its own session and stopped by its own pid, never with `ray stop`,
+which would stop every Ray process of the machine. The Ray nodes keep their session files in a
+short folder under /tmp of their own (unix socket paths are limited to 107 characters), so a
+plain `ray.init()` elsewhere on the machine never finds and joins them.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.3):
+    """Poll `condition()` until it returns something truthy; fail the test after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def _stop(process: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGTERM (a `ray start --block` node then stops its raylet, GCS and workers), SIGKILL its group if stuck."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@contextlib.contextmanager
+def ray_cluster(head: list[str], workers: list[list[str]] = ()) -> Iterator[str]:
+    """A Ray cluster of `ray start --block` nodes on this machine; yields its address host:port."""
+    import ray
+
+    temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    nodes: list[subprocess.Popen] = []
+
+    def start(name: str, args: list[str]) -> None:
+        log = open(Path(temp_dir) / f"{name}.log", "w")
+        nodes.append(subprocess.Popen(["ray", "start", "--block", "--disable-usage-stats", *args],
+                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+
+    try:
+        start("head", ["--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--include-dashboard=false",
+                       f"--temp-dir={temp_dir}", *head])
+        wait_for(lambda: _port_open(port), 120, "the Ray head")
+        for index, args in enumerate(workers):
+            start(f"worker{index}", [f"--address={address}", *args])
+        ray.init(address=address, log_to_driver=False)
+        try:
+            wait_for(lambda: sum(node["Alive"] for node in ray.nodes()) == 1 + len(workers), 120, "the Ray workers")
+        finally:
+            ray.shutdown()
+        yield address
+    finally:
+        for node in reversed(nodes):
+            _stop(node)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+class MlflowServer:
+    """`mlflow server` on a sqlite database with proxied artifacts; can be stopped and restarted on its port."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.port = free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = open(self.folder / "mlflow_server.log", "a")
+        self.process = subprocess.Popen(
+            ["mlflow", "server", "--backend-store-uri", f"sqlite:///{self.folder / 'server.db'}",
+             "--artifacts-destination", str(self.folder / "server_artifacts"),
+             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
+            cwd=self.folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(self._answers, 180, f"the MLflow server at {self.uri}", interval=0.5)
+
+    def _answers(self) -> bool:
+        assert self.process.poll() is None, (self.folder / "mlflow_server.log").read_text()[-3000:]
+        try:
+            MlflowClient(self.uri).search_experiments(max_results=1)
+            return True
+        except Exception:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+            # the server's own workers: same session, gone with the group
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process = None
+
+
+TINY_SPACE = """
+name: tiny
+dataset: mnist5k
+fixed: {{arch: mlp, z_dim: 8, g_width: 8, d_width: 8, g_depth: 1, d_depth: 1, batch_size: 16{fixed}}}
+search_space:
+  {searched}
+search: grid
+scheduler: fifo
+metric: d_gap
+mode: max
+seeds_per_config: {seeds}
+budget: {{steps: {steps}, eval_every: {eval_every}}}
+evaluation: {{num_samples: 100, metrics: [discriminator], final: false}}
+resources: {{cpus_per_trial: 1, max_concurrent: 2}}
+"""
+
+
+def tiny_space(tmp_path: Path, steps: int, eval_every: int, seeds: int = 1, searched: str = "k: {grid: [1]}",
+               fixed: str = "") -> str:
+    """A space of tiny MLP GANs (a few ms per step) evaluated by D's outputs only: `seeds` trials per grid point."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_SPACE.format(seeds=seeds, steps=steps, eval_every=eval_every, searched=searched,
+                                      fixed=f", {fixed}" if fixed else ""))
+    return str(path)
+
+
+def study_command(tmp_path: Path, space: str, *args: str, tracking_uri: str | None = None) -> list[str]:
+    return [sys.executable, "-m", "study.run", "--space", space, "--experiment", "study",
+            "--tracking-uri", tracking_uri or f"sqlite:///{tmp_path}/mlflow.db",
+            "--storage-path", str(tmp_path / "ray"), *args]
+
+
+def start_study(tmp_path: Path, space: str, *args: str, tracking_uri: str | None = None) -> subprocess.Popen:
+    """The study driver as a subprocess (RAY_AUTH_MODE comes from conftest through os.environ)."""
+    log = open(tmp_path / "driver.log", "a")
+    return subprocess.Popen(study_command(tmp_path, space, *args, tracking_uri=tracking_uri), cwd=tmp_path,
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def finish_study(process: subprocess.Popen, tmp_path: Path, expected_status: int = 0, timeout: float = 300) -> None:
+    try:
+        status = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    assert status == expected_status, (tmp_path / "driver.log").read_text()[-4000:]
+
+
+def run_study(tmp_path: Path, space: str, *args: str, tracking_uri: str | None = None) -> None:
+    finish_study(start_study(tmp_path, space, *args, tracking_uri=tracking_uri), tmp_path)
+
+
+def study_runs(client: MlflowClient, experiment: str = "study"):
+    """(parent runs, child runs) of an experiment."""
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id], max_results=1000)
+    return ([r for r in runs if r.data.tags.get("gan_study.role") == "study"],
+            [r for r in runs if r.data.tags.get("gan_study.role") == "trial"])
+
+
+def steps_of(client: MlflowClient, run_id: str, metric: str) -> list[int]:
+    """The steps of a metric's history in the order they were logged."""
+    history = client.get_metric_history(run_id, metric)
+    return [m.step for m in sorted(history, key=lambda m: (m.timestamp, m.step))]
+
+
+def tune_results(tmp_path: Path) -> dict[str, list[dict]]:
+    """Tune's result.json lines of every trial under --storage-path, by trial id."""
+    results = {}
+    for path in (tmp_path / "ray").glob("*/*/result.json"):
+        lines = []
+        for line in path.read_text().splitlines():
+            try:
+                lines.append(json.loads(line))
+            except json.JSONDecodeError:  # a line Tune is still writing
+                break
+        if lines:
+            results[lines[0]["trial_id"]] = lines
+    return results
