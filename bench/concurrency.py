@@ -23,7 +23,7 @@ GPU_LEVELS = ((1, 1.0), (2, 0.5), (4, 0.25), (8, 0.125))  # (concurrent trials, 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.concurrency", description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=4, help="trials per study (default 4)")
-    parser.add_argument("--steps", type=int, default=200, help="G steps per trial (default 200)")
+    parser.add_argument("--steps", type=int, default=100, help="G steps per trial (default 100)")
     parser.add_argument("--gpu-trials", type=int, default=8, help="trials per study on the GPU path")
     parser.add_argument("--no-write", action="store_true", help="print only; do not append to RESULTS.md")
     return parser.parse_args(argv)

@@ -161,7 +161,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--reference-points", type=int, default=1000,
                         help="test points the reference is timed on in the large case (default 1000)")
     parser.add_argument("--full-reference", action="store_true", help="time the reference on every test point")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--skip", nargs="*", choices=("frechet", "parzen"), default=[])
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
@@ -180,14 +180,14 @@ def main(argv=None) -> None:
     started = time.time()
     if "frechet" not in args.skip:
         bench_frechet(args, device, table)
-        print(table.text(), flush=True)
+        print("Fréchet distance done", flush=True)
     if "parzen" not in args.skip:
         splits = load_dataset("mnist5k")
         centres = parzen_centres(splits, args.centres)
         test = splits.test.images.numpy().reshape(len(splits.test), -1).astype(np.float64)
         bench_parzen_case(f"Parzen, {args.centres:,} x {len(test):,} (mnist5k test) x 784, 10 sigmas",
                           centres, test, len(test), args, device, table)
-        print(table.text(), flush=True)
+        print("Parzen on mnist5k done", flush=True)
         rng = np.random.default_rng(1)
         random_centres, random_test = rng.random((args.centres, 784)), rng.random((args.large_test, 784))
         bench_parzen_case(f"Parzen, {args.centres:,} x {args.large_test:,} (random) x 784, 10 sigmas",

@@ -113,7 +113,7 @@ def run_plain(trials: int, steps: int, threads: int) -> float:
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.study_overhead", description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=600, help="G steps per trial (default 600: ~30-60 s here)")
+    parser.add_argument("--steps", type=int, default=400, help="G steps per trial (default 400: ~30-60 s on a loaded 2-core machine)")
     parser.add_argument("--no-write", action="store_true", help="print only; do not append to RESULTS.md")
     return parser.parse_args(argv)
 

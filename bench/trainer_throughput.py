@@ -135,28 +135,68 @@ def measure(config: GanConfig, train_images: torch.Tensor, device: torch.device,
     return {name: median(values) for name, values in rates.items()}
 
 
+def profile(name: str, config: GanConfig, train_images: torch.Tensor, device: torch.device, steps: int,
+            top: int = 12) -> Table:
+    """Self time per step of the heaviest torch ops in ours and in the baseline (torch.profiler)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    per_op: dict[str, dict[str, float]] = {}
+    totals = {}
+    for label, loop in (("ours", OursLoop(config, train_images, device)),
+                        ("baseline", BaselineLoop(config, train_images, device, 0, reuse_fake=False))):
+        loop.run(max(2, steps // 5))
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            loop.run(steps)
+        events = prof.key_averages()
+        totals[label] = sum(e.self_cpu_time_total for e in events) / steps / 1000
+        for event in events:
+            per_op.setdefault(event.key, {})[label] = event.self_cpu_time_total / steps / 1000
+    heaviest = sorted(per_op, key=lambda k: -max(per_op[k].values()))[:top]
+    table = Table(["op (self CPU time)", "ours ms/step", "baseline ms/step"])
+    for op in heaviest:
+        table.add(op, per_op[op].get("ours", 0.0), per_op[op].get("baseline", 0.0))
+    table.add("total (all ops)", totals["ours"], totals["baseline"])
+    return table
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.trainer_throughput", description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=0, help="G steps per timed run (default: per config, ~1-3 s)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per loop, interleaved (default 5)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per loop, interleaved (default 3)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--num-workers", type=int, default=0, help="baseline DataLoader workers (example: 2)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: what a trial with cpus_per_trial 1 gets; 0: torch's choice)")
     parser.add_argument("--configs", nargs="*", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of timing, profile ours and the baseline (torch.profiler) on --configs")
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--no-write", action="store_true", help="print only; do not append to RESULTS.md")
     return parser.parse_args(argv)
 
 
-# G steps per timed run on a CPU, sized for ~1-3 s each (a GPU is timed on 5x as many)
-CPU_STEPS = {"mlp small (256)": 150, "mlp large (1024)": 40, "dcgan small (ngf=ndf=32)": 30,
-             "dcgan large (ngf=ndf=64)": 10}
+# G steps per timed run on one CPU thread, sized for ~2-5 s each on a loaded machine (a GPU is timed on 5x as many)
+CPU_STEPS = {"mlp small (256)": 60, "mlp large (1024)": 8, "dcgan small (ngf=ndf=32)": 15,
+             "dcgan large (ngf=ndf=64)": 6}
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device) if args.device else default_device()
     run = Run("Trainer throughput (images/s, Algorithm 1, k = 1)", device)
     train_images = load_dataset("mnist5k").train.images
+    if args.profile:
+        profiles = []
+        for name in args.configs:
+            config = GanConfig(**{**CONFIGS[name].to_flat(), "batch_size": args.batch_size})
+            profiles.append((f"Profile, {name}, batch {config.batch_size}: self time per step of the heaviest ops",
+                             profile(name, config, train_images, device, args.steps or CPU_STEPS[name])))
+        run.title = "Trainer throughput: where the time goes (torch.profiler)"
+        run.finish(profiles, [], write=not args.no_write)
+        return
     table = Table(["config", "batch", "steps x repeats", "ours img/s", "baseline img/s", "reused-fake img/s",
                    "ours/baseline", "ours/reused-fake", "target", "met"])
     started = time.time()

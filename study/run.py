@@ -226,7 +226,7 @@ def run_study(space: StudySpace, args, client, tracking_uri: str, experiment: st
     started = time.time()
     results = tuner.fit()
     elapsed = time.time() - started
-    interrupted = results.num_terminated + results.num_errors < len(results)
+    interrupted = _finished_trials(results) < space.trial_count()
     best = _best_result(results, space)
     try:
         statuses = Counter(_status_of_child(client, experiment_id, parent_run_id))
@@ -266,6 +266,15 @@ def _status_of_child(client, experiment_id: str, parent_run_id: str) -> list[str
 
     runs = client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'", max_results=10_000)
     return [run.data.tags.get(STATUS_TAG, "unknown") for run in runs]
+
+
+def _finished_trials(results) -> int:
+    """Trials that errored or ended with Tune's `done` (trained to the end, or stopped by the scheduler).
+
+    An interrupted Tune run marks its running trials TERMINATED without `done`, and has not created
+    the trials it had not started yet: neither status counts nor `len(results)` can tell.
+    """
+    return sum(1 for result in results if result.error is not None or result.metrics.get("done"))
 
 
 def _best_result(results, space: StudySpace) -> float | None:
