@@ -10,6 +10,7 @@ import math
 import os
 import socket
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,10 +112,14 @@ def train_gan_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     static = {"g_params": trainer.g_params, "d_params": trainer.d_params, "total_steps": total_steps,
               "restored_from_step": trainer.step}
 
+    # wall time spent training and evaluating in this process, reported so a study shows what evaluation costs
+    seconds = {"time_train_s": 0.0, "time_eval_s": 0.0, "time_final_eval_s": 0.0}
     while trainer.step < total_steps and not trainer.diverged:
         # (1) train up to the next evaluation point
         next_eval = min(total_steps, (trainer.step // eval_every + 1) * eval_every)
+        started = time.perf_counter()
         stats = trainer.train(next_eval - trainer.step)
+        seconds["time_train_s"] += time.perf_counter() - started
         result: dict[str, Any] = {
             "step": stats.step, "d_steps": stats.d_steps, "epoch": stats.d_steps * gan_config.batch_size / len(data.train),
             "loss_d": stats.loss_d, "loss_g": stats.loss_g, "d_real": stats.d_real, "d_fake": stats.d_fake,
@@ -126,18 +131,23 @@ def train_gan_trial(config: dict[str, Any], settings: TrialSettings) -> None:
             result[settings.metric] = _worst(settings.mode)
             result["regime"] = balance_regime({}, diverged=True, num_classes=data.num_classes)
         else:
+            started = time.perf_counter()
             current = evaluate(trainer, data.validation, data.validation, metrics, settings.evaluation.num_samples,
                                eval_seed, classifier, data.num_classes)
+            seconds["time_eval_s"] += time.perf_counter() - started
             result.update(current)
             # (3) the final evaluation on the test split at the protocol sizes (10,000 samples)
             if trainer.step >= total_steps:
                 result["done_training"] = True
                 if settings.evaluation.final:
+                    started = time.perf_counter()
                     current = evaluate(trainer, data.test, data.validation, metrics,
                                        max(settings.evaluation.num_samples, FINAL_PARZEN_SAMPLES), eval_seed,
                                        classifier, data.num_classes)
+                    seconds["time_final_eval_s"] = time.perf_counter() - started
                     result.update({f"final/{name}": value for name, value in current.items()})
             result["regime"] = balance_regime(current, diverged=False, num_classes=data.num_classes)
+        result.update(seconds)
         # (4) report with a checkpoint of the full state and the fixed-noise sample grid
         with tempfile.TemporaryDirectory() as directory:
             torch.save(trainer.state_dict(), os.path.join(directory, CHECKPOINT_FILE))
