@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from scipy.special import logsumexp
 
-from bench.report import Run, Table, default_device, median, stopwatch
+from bench.report import Run, Table, choose_device, median, stopwatch
 from gan.data import load_dataset
 from gan.metrics.frechet import frechet_distance, frechet_distance_fast, gaussian_statistics
 from gan.metrics.parzen import DEFAULT_SIGMAS, parzen_log_densities
@@ -171,9 +171,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device) if args.device else default_device()
+    device = choose_device(args.device, args.threads)
     run = Run("Metric cost: Fréchet distance and Parzen window", device)
     table = Table(["case", "implementation", "seconds", "peak RSS growth MiB", "max rel. diff", "speed-up",
                    "target", "met"])
@@ -198,7 +196,7 @@ def main(argv=None) -> None:
              "peak RSS growth: VmHWM after the call minus VmRSS before it (VmHWM reset via /proc/self/clear_refs); "
              "the Parzen reference's memory is measured on 10 test points (it does not grow with N)",
              f"Fréchet statistics from {args.fid_samples} correlated Gaussian feature vectors per set; "
-             "Parzen mnist5k centres: 10,000 training images + N(0, 0.1²) pixel noise, clipped"]
+             f"Parzen mnist5k centres: {args.centres:,} training images + N(0, 0.1²) pixel noise, clipped"]
     run.finish([("", table)], notes, write=not args.no_write)
 
 

@@ -23,6 +23,13 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def choose_device(name: str | None, threads: int) -> torch.device:
+    """The device named on the command line (default: cuda if available), with `threads` CPU threads (0: torch's)."""
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.device(name) if name else default_device()
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for queued GPU work, so a wall-clock reading covers it."""
     if device.type == "cuda":

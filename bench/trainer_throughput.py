@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from bench.report import Run, Table, default_device, median, stopwatch
+from bench.report import Run, Table, choose_device, median, stopwatch
 from gan.config import GanConfig
 from gan.data import load_dataset
 from gan.models import build_gan, generator_outputs_tanh
@@ -183,9 +183,7 @@ CPU_STEPS = {"mlp small (256)": 60, "mlp large (1024)": 8, "dcgan small (ngf=ndf
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device) if args.device else default_device()
+    device = choose_device(args.device, args.threads)
     run = Run("Trainer throughput (images/s, Algorithm 1, k = 1)", device)
     train_images = load_dataset("mnist5k").train.images
     if args.profile:
