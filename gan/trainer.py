@@ -108,11 +108,14 @@ class GanTrainer:
                 sums[0] += loss_d.detach() / self.config.k
                 sums[2] += torch.sigmoid(d_real_logits).mean() / self.config.k
                 sums[3] += torch.sigmoid(d_fake_logits).mean() / self.config.k
-        # (2) update G on fresh noise with the chosen generator loss
+        # (2) update G on fresh noise with the chosen generator loss; D's weight gradients are not
+        # needed here, so D's parameters leave the graph and backward skips their matmuls
+        self.discriminator.requires_grad_(False)
         loss_g = self.loss.generator(self.discriminator(self.generator(self._noise(m))))
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
+        self.discriminator.requires_grad_(True)
         self.step += 1
         sums[1] += loss_g.detach()
 
