@@ -1,13 +1,10 @@
 """The study runner end to end: real Ray Tune trials, a real (sqlite) MLflow store."""
-import os
-import subprocess
-import sys
-
 import pytest
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from gan.config import GanConfig
+from processes import run_study, study_runs
 
 OPTUNA_SPACE = """
 name: tiny_optuna
@@ -22,39 +19,28 @@ metric: pixel_fd
 mode: min
 num_samples: 2
 seeds_per_config: 2
+seed: 7
 budget: {steps: 30, eval_every: 10}
 evaluation: {num_samples: 100, metrics: [pixel_fd]}
 resources: {cpus_per_trial: 1, max_concurrent: 2}
 """
 
 
-def run_study(tmp_path, *args, experiment="e2e"):
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    command = [sys.executable, "-m", "study.run", *args, "--experiment", experiment,
-               "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--storage-path", str(tmp_path / "ray")]
-    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+def run(tmp_path, space):
+    run_study(tmp_path, space)
     return MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-
-
-def study_runs(client, experiment):
-    experiment_id = client.get_experiment_by_name(experiment).experiment_id
-    runs = client.search_runs([experiment_id])
-    parents = [r for r in runs if r.data.tags.get("gan_study.role") == "study"]
-    children = [r for r in runs if r.data.tags.get("gan_study.role") == "trial"]
-    return parents, children
 
 
 @pytest.fixture(scope="module")
 def smoke_study(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("smoke")
-    client = run_study(tmp_path, "--space", "smoke.yaml")
+    client = run(tmp_path, "smoke.yaml")
     return tmp_path, client
 
 
 def test_smoke_study_logs_one_parent_and_a_child_per_trial(smoke_study):
     _, client = smoke_study
-    parents, children = study_runs(client, "e2e")
+    parents, children = study_runs(client)
     assert len(parents) == 1 and len(children) == 2
     parent = parents[0]
     assert parent.info.status == "FINISHED" and parent.data.tags["gan_study.space"] == "smoke.yaml"
@@ -72,7 +58,7 @@ def test_smoke_study_logs_one_parent_and_a_child_per_trial(smoke_study):
 
 def test_children_hold_parameters_metric_histories_and_sample_grid(smoke_study):
     tmp_path, client = smoke_study
-    _, children = study_runs(client, "e2e")
+    _, children = study_runs(client)
     assert sorted(int(c.data.params["k"]) for c in children) == [1, 2]
     for child in children:
         params = child.data.params
@@ -93,8 +79,8 @@ def test_children_hold_parameters_metric_histories_and_sample_grid(smoke_study):
 
 def test_optuna_asha_study_repeats_each_configuration_over_seeds(tmp_path):
     (tmp_path / "tiny.yaml").write_text(OPTUNA_SPACE)
-    client = run_study(tmp_path, "--space", str(tmp_path / "tiny.yaml"), "--seed", "7", experiment="optuna")
-    parents, children = study_runs(client, "optuna")
+    client = run(tmp_path, str(tmp_path / "tiny.yaml"))
+    parents, children = study_runs(client)
     assert len(parents) == 1 and len(children) == 4
     by_config = {}
     for child in children:
