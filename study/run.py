@@ -213,6 +213,8 @@ def run_study(space: StudySpace, args, client, tracking_uri: str, experiment: st
             tune_config=tune.TuneConfig(
                 metric=space.metric, mode=space.mode, search_alg=setup.search_alg, scheduler=setup.scheduler,
                 num_samples=setup.num_samples, max_concurrent_trials=space.resources.max_concurrent,
+                # a finished trial's worker process takes the next trial: no new process, imports or data load
+                reuse_actors=True,
             ),
             run_config=tune.RunConfig(
                 name=run_name, storage_path=storage, verbose=1,

@@ -6,6 +6,7 @@ metrics together with a checkpoint of the trainer's full state and its sample gr
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import socket
@@ -63,6 +64,13 @@ def resolve_trial_params(config: dict[str, Any], settings: TrialSettings) -> dic
     return params
 
 
+@functools.lru_cache(maxsize=2)
+def _cached_data_and_classifier(dataset: str, data_root: str | None, with_classifier: bool, device: str):
+    """Tune reuses a worker process for the next trial: keep the data and the classifier loaded."""
+    data = load_dataset(dataset, data_root, download=False)
+    return data, load_or_train_classifier(data, device=device) if with_classifier else None
+
+
 def _device() -> torch.device:
     """CUDA when Ray gave this trial a GPU and one exists; the CPU otherwise."""
     import ray
@@ -94,10 +102,10 @@ def train_gan_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     cpus = max(1, int(tune.get_context().get_trial_resources().required_resources.get("CPU", 1)))
     torch.set_num_threads(cpus)
 
-    data = load_dataset(settings.dataset, settings.data_root, download=False)
     metrics = settings.evaluation.metrics
-    # trained once per machine and cached; the driver trains it before the first trial starts
-    classifier = load_or_train_classifier(data, device=device) if needs_classifier(metrics) else None
+    # the classifier is trained once per machine and cached on disk; the driver trains it before any trial
+    data, classifier = _cached_data_and_classifier(settings.dataset, settings.data_root, needs_classifier(metrics),
+                                                   str(device))
     trainer = GanTrainer(gan_config, data.train.images, device)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
