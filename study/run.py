@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 from gan.config import ConfigError
 from gan.data import DatasetUnavailable, load_dataset
-from study.space import Resources, SpaceError, StudySpace, load_space
+from study.space import SpaceError, StudySpace, checked_resources, load_space
 
 EXIT_USAGE = 2
 
@@ -55,15 +55,14 @@ def apply_overrides(space: StudySpace, args: argparse.Namespace) -> StudySpace:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    for name in ("cpus_per_trial", "gpus_per_trial"):
-        value = getattr(args, name)
-        if value is not None and value < 0 or name == "cpus_per_trial" and value is not None and value <= 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be > 0, got {value}")
-    resources = Resources(
-        cpus_per_trial=args.cpus_per_trial if args.cpus_per_trial is not None else space.resources.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial if args.gpus_per_trial is not None else space.resources.gpus_per_trial,
-        max_concurrent=args.max_concurrent if args.max_concurrent is not None else space.resources.max_concurrent,
-    )
+    try:
+        resources = checked_resources(
+            cpus_per_trial=args.cpus_per_trial if args.cpus_per_trial is not None else space.resources.cpus_per_trial,
+            gpus_per_trial=args.gpus_per_trial if args.gpus_per_trial is not None else space.resources.gpus_per_trial,
+            max_concurrent=args.max_concurrent if args.max_concurrent is not None else space.resources.max_concurrent,
+        )
+    except SpaceError as error:
+        raise UsageError(str(error)) from None
     return replace(
         space,
         num_samples=args.num_samples or space.num_samples,
@@ -97,7 +96,7 @@ def check_tracking_uri(uri: str) -> None:
                          "use sqlite:///ABSOLUTE/PATH/mlflow.db or an http:// server")
 
 
-def connect_ray(address: str | None, space: StudySpace) -> None:
+def connect_ray(address: str | None) -> None:
     import ray
 
     if address and address not in ("auto", "local"):
@@ -155,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).exists():
                 raise UsageError(f"--resume: no MLflow store at {tracking_uri}")
             parent = find_parent_run(MlflowClient(tracking_uri), experiment, args.resume)
-        connect_ray(args.address, space)
+        connect_ray(args.address)
         client = MlflowClient(tracking_uri)
     except (SpaceError, ConfigError, DatasetUnavailable, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -165,6 +165,16 @@ class StudySpace:
         return configs * self.seeds_per_config
 
 
+def checked_resources(cpus_per_trial: float, gpus_per_trial: float, max_concurrent: int | None) -> Resources:
+    """Ray accepts fractions of a CPU or GPU below 1 and whole numbers above it."""
+    if cpus_per_trial <= 0:
+        raise SpaceError(f"cpus_per_trial must be > 0, got {cpus_per_trial}")
+    for name, value in (("cpus_per_trial", cpus_per_trial), ("gpus_per_trial", gpus_per_trial)):
+        if value < 0 or (value > 1 and not float(value).is_integer()):
+            raise SpaceError(f"{name} must be a fraction in [0, 1] or a whole number, got {value}")
+    return Resources(cpus_per_trial, gpus_per_trial, max_concurrent)
+
+
 def resolve_space_path(space: str | Path) -> Path:
     """A bare file name (or stem) resolves to the shipped search_spaces/; a path is used as given."""
     given = Path(space)
@@ -348,7 +358,7 @@ def parse_space(raw: Any, path: Path) -> StudySpace:
         raise SpaceError(f"metric '{metric}' is not reported by evaluation.metrics {list(metrics)}{suggestion(str(metric), reportable)}")
 
     resources_raw = _check_keys("resources", raw.get("resources"), RESOURCE_KEYS)
-    resources = Resources(
+    resources = checked_resources(
         cpus_per_trial=_number("resources.cpus_per_trial", resources_raw.get("cpus_per_trial", 1)),
         gpus_per_trial=_number("resources.gpus_per_trial", resources_raw.get("gpus_per_trial", 0)),
         max_concurrent=_positive_int("resources.max_concurrent", resources_raw["max_concurrent"])

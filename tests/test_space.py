@@ -71,6 +71,7 @@ def test_shipped_spaces_all_parse_and_resolve_by_bare_name(tmp_path, monkeypatch
     ("budget: {steps: 10, epochs: 1, eval_every: 1}", "exactly one of steps or epochs"),
     ("scheduler: hyperband\nbudget: {steps: 1, eval_every: 1}", "scheduler must be one of asha, pbt, fifo"),
     ("metric: fdi\nbudget: {steps: 1, eval_every: 1}", "metric 'fdi' is not reported"),
+    ("resources: {cpus_per_trial: 0}\nbudget: {steps: 1, eval_every: 1}", "cpus_per_trial must be > 0"),
     ("evaluation: {metrics: [inception_scor]}\nbudget: {steps: 1, eval_every: 1}", "evaluation.metrics entry must be one of"),
     ("scheduler: pbt\nsearch: random\nsearch_space: {g_width: {choice: [8, 16]}}\nbudget: {steps: 1, eval_every: 1}",
      "pbt needs at least one searched parameter it can mutate"),
@@ -103,6 +104,7 @@ def _run_cli(args, cwd):
     (["--space", "smoke.yaml", "--tracking-uri", "http://127.0.0.1:1"], "MLflow tracking server http://127.0.0.1:1 is unreachable"),
     (["--space", "smoke.yaml", "--tracking-uri", "/tmp/mlruns"], "plain file stores are refused"),
     (["--space", "smoke.yaml", "--num-samples", "0"], "--num-samples must be >= 1"),
+    (["--space", "smoke.yaml", "--gpus-per-trial", "1.5"], "gpus_per_trial must be a fraction in [0, 1] or a whole number"),
     (["--space", "CIFAR"], "data set 'cifar10' not found under"),
     (["--space", "smoke.yaml", "--resume"], "--resume: no MLflow store at sqlite:///"),
 ])
