@@ -22,6 +22,8 @@ ARCHITECTURES = ("mlp", "dcgan")
 LOSS_NAMES = ("minimax", "nonsaturating")
 OPTIMIZERS = ("sgd", "adam")
 D_ACTIVATIONS = ("maxout", "leakyrelu")
+# What may change when a run continues from another run's state (PBT): not the networks' shapes.
+OPTIMISATION_HYPERPARAMETERS = ("lr_g", "lr_d", "beta1", "beta2", "momentum", "k")
 
 
 class ConfigError(ValueError):

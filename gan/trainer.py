@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 import torch
 
-from gan.config import GanConfig
+from gan.config import OPTIMISATION_HYPERPARAMETERS, GanConfig
 from gan.losses import LOSSES
 from gan.models import build_gan, generator_outputs_tanh, parameter_count
 
 GRID_SAMPLES = 64
-# What may change when a run continues from another run's state (PBT): not the networks' shapes.
-OPTIMISATION_HYPERPARAMETERS = ("lr_g", "lr_d", "beta1", "beta2", "momentum", "k", "seed")
+# An exploited PBT checkpoint comes from another trial, with its own seed (its RNG states come along).
+RESTORABLE_CHANGES = (*OPTIMISATION_HYPERPARAMETERS, "seed")
 # Check for non-finite losses this often: a host sync per step would stall a GPU.
 DIVERGENCE_CHECK_EVERY = 50
 
@@ -211,7 +211,7 @@ class GanTrainer:
         hyperparameters may differ from the checkpoint's and this trainer's config wins."""
         saved, current = state["config"], self.config.to_flat()
         changed = {name for name in current if saved[name] != current[name]}
-        if changed - (set(OPTIMISATION_HYPERPARAMETERS) if allow_hyperparameter_change else set()):
+        if changed - (set(RESTORABLE_CHANGES) if allow_hyperparameter_change else set()):
             raise ValueError(f"checkpoint was written for a different configuration: {sorted(changed)}")
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])

@@ -219,7 +219,8 @@ def run_study(space: StudySpace, args, client, tracking_uri: str, experiment: st
                 name=run_name, storage_path=storage, verbose=1,
                 callbacks=[MlflowStudyCallback(tracking_uri, experiment_id, parent_run_id, settings, spool_dir)],
                 failure_config=tune.FailureConfig(max_failures=args.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                # PBT clones other trials' earlier checkpoints: deleting old ones would pull them from under it
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=None if space.scheduler == "pbt" else 2),
             ),
         )
     print(f"study '{space.name}': MLflow experiment '{experiment}', parent run {parent_run_id} ({tracking_uri}); "

@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from gan.config import ConfigError, GanConfig, suggestion
+from gan.config import OPTIMISATION_HYPERPARAMETERS, ConfigError, GanConfig, suggestion
 from gan.data import DATASETS
 
 DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "int", "qrandint")
@@ -56,7 +56,7 @@ SCHEDULER_OPTIONS = {
     "fifo": (),
 }
 # PBT may change these during a trial; everything else shapes the networks and stays fixed.
-PBT_MUTABLE = ("lr_g", "lr_d", "beta1", "beta2", "momentum", "k")
+PBT_MUTABLE = OPTIMISATION_HYPERPARAMETERS
 SPACE_DIR = Path(__file__).resolve().parent.parent / "search_spaces"  # a package: installed with its YAML files
 
 

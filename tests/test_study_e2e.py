@@ -88,3 +88,39 @@ def test_optuna_asha_study_repeats_each_configuration_over_seeds(tmp_path):
         by_config.setdefault(key, set()).add(int(child.data.params["seed"]))
         assert child.data.tags["gan_study.status"] in ("completed", "stopped_early")
     assert sorted(by_config.values(), key=sorted) == [{7, 8}, {7, 8}]
+
+
+PBT_SPACE = """
+name: tiny_pbt
+dataset: mnist5k
+fixed: {arch: mlp, z_dim: 8, g_width: 16, d_width: 16, g_depth: 1, d_depth: 1, batch_size: 32}
+search_space:
+  lr_g: {loguniform: [1.0e-4, 1.0e-2]}
+  lr_d: {loguniform: [1.0e-4, 1.0e-2]}
+search: random
+scheduler: pbt
+scheduler_options: {perturbation_interval: 1, quantile_fraction: 0.5}
+metric: pixel_fd
+mode: min
+num_samples: 2
+seeds_per_config: 1
+budget: {steps: 60, eval_every: 10}
+evaluation: {num_samples: 100, metrics: [pixel_fd]}
+resources: {cpus_per_trial: 1, max_concurrent: 2}
+"""
+
+
+def test_pbt_study_completes_with_one_child_run_per_trial_and_full_histories(tmp_path):
+    (tmp_path / "pbt.yaml").write_text(PBT_SPACE)
+    client = run(tmp_path, str(tmp_path / "pbt.yaml"))
+    parents, children = study_runs(client)
+    assert len(parents) == 1 and len(children) == 2
+    for child in children:
+        assert child.data.tags["gan_study.status"] == "completed"
+        # PBT may swap in another trial's state and new learning rates: still one point per step
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "pixel_fd")]
+        assert steps == sorted(set(steps)) and steps[-1] == 60
+        assert "final/pixel_fd" in child.data.metrics
+    # the bottom half cloned the top half's state at least once (PBT's exploit step)
+    restored = [m.value for child in children for m in client.get_metric_history(child.info.run_id, "restored_from_step")]
+    assert max(restored) > 0
