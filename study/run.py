@@ -115,9 +115,9 @@ def connect_ray(address: str | None) -> None:
         raise UsageError(f"cannot connect to Ray at {address}: {str(error).splitlines()[0]}") from None
 
 
-def find_parent_run(client, experiment: str, resume: str) -> "mlflow.entities.Run":
+def find_parent_run(client, experiment: str, resume: str):
     """The study to resume: the parent run whose Tune directory is `resume`, or the latest one."""
-    from study.tracking import ROLE_TAG
+    from study.names import ROLE_TAG
 
     found = client.get_experiment_by_name(experiment)
     parents = [] if found is None else client.search_runs(
@@ -264,7 +264,7 @@ def run_study(space: StudySpace, args, client, tracking_uri: str, experiment: st
 
 
 def _status_of_child(client, experiment_id: str, parent_run_id: str) -> list[str]:
-    from study.tracking import PARENT_TAG, STATUS_TAG
+    from study.names import PARENT_TAG, STATUS_TAG
 
     runs = client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'", max_results=10_000)
     return [run.data.tags.get(STATUS_TAG, "unknown") for run in runs]

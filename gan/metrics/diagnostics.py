@@ -4,7 +4,6 @@ extractor or classifier is applied by the caller.
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
