@@ -29,9 +29,8 @@ import yaml
 from bench.report import Run, Table
 from gan.config import GanConfig
 from gan.data import load_dataset
-from gan.evaluation import FINAL_PARZEN_SAMPLES, evaluate
-from gan.trainer import GanTrainer
-from study.trial import EVAL_SEED_OFFSET
+from gan.evaluation import FINAL_PARZEN_SAMPLES
+from gan.run import Budget, EvaluationPlan, train_and_evaluate
 
 # One trial: the paper-sized MLP GAN; `steps` sets its length (~0.05-0.1 s per step on one loaded core).
 TRIAL_FIXED = {"arch": "mlp", "g_width": 256, "d_width": 256, "batch_size": 64}
@@ -91,22 +90,16 @@ def run_study(trials: int, steps: int, max_concurrent: int, cpus_per_trial: floa
 
 
 def run_plain(trials: int, steps: int, threads: int) -> float:
-    """The same trials back to back in this process, as study.trial runs each; returns wall seconds."""
+    """The same trials back to back in this process, through the loop the trainable runs; returns wall seconds."""
     torch.set_num_threads(threads)
     started = time.perf_counter()
     data = load_dataset("mnist5k")
-    eval_every = steps // EVALUATIONS_PER_TRIAL
-    metrics = tuple(EVALUATION["metrics"])  # none needs the domain classifier
+    budget = Budget(steps=steps, epochs=None, eval_every=steps // EVALUATIONS_PER_TRIAL)
+    # none of these metrics needs the domain classifier
+    plan = EvaluationPlan(num_samples=EVALUATION["num_samples"], metrics=tuple(EVALUATION["metrics"]))
     for seed in range(trials):
         config = GanConfig.from_flat({**TRIAL_FIXED, "seed": seed})
-        trainer = GanTrainer(config, data.train.images, "cpu")
-        while trainer.step < steps:
-            trainer.train(min(eval_every, steps - trainer.step))
-            evaluate(trainer, data.validation, data.validation, metrics, EVALUATION["num_samples"],
-                     seed + EVAL_SEED_OFFSET, None, data.num_classes)
-        # the final evaluation on the test split at the protocol size, as study.trial does
-        evaluate(trainer, data.test, data.validation, metrics, max(EVALUATION["num_samples"], FINAL_PARZEN_SAMPLES),
-                 seed + EVAL_SEED_OFFSET, None, data.num_classes)
+        train_and_evaluate(config, data, budget, plan, on_report=lambda metrics, trainer: None)
     return time.perf_counter() - started
 
 

@@ -31,10 +31,10 @@ from gan.metrics import (
     precision_recall_density_coverage,
     sliced_wasserstein_distance,
 )
-from gan.metrics.diagnostics import D_ACCURACY, MEAN_D_FAKE, MEAN_D_REAL
+from gan import names
 
 # Reported by every evaluation from the training statistics, whatever metrics are chosen.
-TRAINING_METRICS = ("loss_d", "loss_g", "d_real", "d_fake")
+TRAINING_METRICS = names.TRAINING_METRICS
 FINAL_PARZEN_SAMPLES = 10_000  # the 2014 paper's protocol
 
 
@@ -75,29 +75,29 @@ def pixel_fd(inputs: EvaluationInputs) -> dict[str, float]:
     """Fréchet distance between Gaussians fitted to raw pixels ([0, 1] scale) of samples and reference."""
     fake = inputs.fake.flatten(1).double().cpu().numpy()
     real = inputs.reference.images.flatten(1).double().cpu().numpy()
-    return {"pixel_fd": frechet_distance_fast(*gaussian_statistics(fake), *gaussian_statistics(real))}
+    return {names.PIXEL_FD: frechet_distance_fast(*gaussian_statistics(fake), *gaussian_statistics(real))}
 
 
 def classifier_fid(inputs: EvaluationInputs) -> dict[str, float]:
     """FID on the domain classifier's penultimate features (a "Fréchet LeNet distance")."""
-    return {"fid": fid(inputs.reference_features, inputs.fake_features)}
+    return {names.FID: fid(inputs.reference_features, inputs.fake_features)}
 
 
 def parzen(inputs: EvaluationInputs) -> dict[str, float]:
     """Parzen-window log-likelihood of the reference split, nats, sigma chosen on the validation split."""
     result = parzen_protocol(inputs.fake, inputs.validation.images, inputs.reference.images)
-    return {"parzen": result.mean, "parzen_sem": result.standard_error, "parzen_sigma": result.sigma}
+    return {names.PARZEN: result.mean, names.PARZEN_SEM: result.standard_error, names.PARZEN_SIGMA: result.sigma}
 
 
 def coverage_of_modes(inputs: EvaluationInputs) -> dict[str, float]:
     """Classes covered by the samples (classifier labels) and KL(p̂(class) ‖ reference class frequencies)."""
     frequencies = torch.bincount(inputs.reference.labels, minlength=inputs.num_classes)
     covered, kl = mode_coverage(inputs.fake_probabilities.argmax(dim=1), frequencies, inputs.num_classes)
-    return {"classes_covered": covered, "mode_kl": kl}
+    return {names.CLASSES_COVERED: covered, names.MODE_KL: kl}
 
 
 def score_of_classifier(inputs: EvaluationInputs) -> dict[str, float]:
-    return {"classifier_score": classifier_score(inputs.fake_probabilities)}
+    return {names.CLASSIFIER_SCORE: classifier_score(inputs.fake_probabilities)}
 
 
 def prdc(inputs: EvaluationInputs) -> dict[str, float]:
@@ -108,14 +108,13 @@ def prdc(inputs: EvaluationInputs) -> dict[str, float]:
 
 def wasserstein(inputs: EvaluationInputs) -> dict[str, float]:
     """Sliced Wasserstein-1 distance between classifier features of the samples and the reference."""
-    return {"sliced_wasserstein": sliced_wasserstein_distance(inputs.reference_features, inputs.fake_features)}
+    return {names.SLICED_WASSERSTEIN: sliced_wasserstein_distance(inputs.reference_features, inputs.fake_features)}
 
 
 def discriminator_outputs(inputs: EvaluationInputs) -> dict[str, float]:
     """D in eval mode on held-out real images and fresh samples: means, their gap and D's accuracy."""
     balance = discriminator_balance(inputs.d_real, inputs.d_fake)
-    return {"eval_d_real": balance[MEAN_D_REAL], "eval_d_fake": balance[MEAN_D_FAKE],
-            "d_gap": balance[MEAN_D_REAL] - balance[MEAN_D_FAKE], "d_accuracy": balance[D_ACCURACY]}
+    return {**balance, names.D_GAP: balance[names.EVAL_D_REAL] - balance[names.EVAL_D_FAKE]}
 
 
 @dataclass(frozen=True)
@@ -126,14 +125,15 @@ class Metric:
 
 
 METRICS: dict[str, Metric] = {
-    "fid": Metric(classifier_fid, ("fid",), True),
-    "parzen": Metric(parzen, ("parzen", "parzen_sem", "parzen_sigma"), False),
-    "coverage": Metric(coverage_of_modes, ("classes_covered", "mode_kl"), True),
-    "prdc": Metric(prdc, ("precision", "recall", "density", "coverage"), True),
-    "classifier_score": Metric(score_of_classifier, ("classifier_score",), True),
-    "wasserstein": Metric(wasserstein, ("sliced_wasserstein",), True),
-    "discriminator": Metric(discriminator_outputs, ("eval_d_real", "eval_d_fake", "d_gap", "d_accuracy"), False),
-    "pixel_fd": Metric(pixel_fd, ("pixel_fd",), False),
+    "fid": Metric(classifier_fid, (names.FID,), True),
+    "parzen": Metric(parzen, (names.PARZEN, names.PARZEN_SEM, names.PARZEN_SIGMA), False),
+    "coverage": Metric(coverage_of_modes, (names.CLASSES_COVERED, names.MODE_KL), True),
+    "prdc": Metric(prdc, (names.PRECISION, names.RECALL, names.DENSITY, names.COVERAGE), True),
+    "classifier_score": Metric(score_of_classifier, (names.CLASSIFIER_SCORE,), True),
+    "wasserstein": Metric(wasserstein, (names.SLICED_WASSERSTEIN,), True),
+    "discriminator": Metric(discriminator_outputs, (names.EVAL_D_REAL, names.EVAL_D_FAKE, names.D_GAP, names.D_ACCURACY),
+                            False),
+    "pixel_fd": Metric(pixel_fd, (names.PIXEL_FD,), False),
 }
 METRIC_NAMES = tuple(METRICS)
 DEFAULT_METRICS = ("fid", "parzen", "coverage", "prdc", "classifier_score", "wasserstein", "discriminator")
@@ -188,10 +188,11 @@ def balance_regime(metrics: dict[str, float], diverged: bool, num_classes: int) 
     """
     if diverged:
         return "diverged"
-    if "classes_covered" in metrics and metrics["classes_covered"] < COLLAPSE_MAX_CLASSES_SHARE * num_classes:
+    covered = metrics.get(names.CLASSES_COVERED)
+    if covered is not None and covered < COLLAPSE_MAX_CLASSES_SHARE * num_classes:
         return "mode_collapse"
-    d_real, d_fake = metrics["eval_d_real"], metrics["eval_d_fake"]
-    if metrics["d_accuracy"] >= D_DOMINATES_MIN_ACCURACY and d_fake < D_DOMINATES_MAX_D_FAKE:
+    d_real, d_fake = metrics[names.EVAL_D_REAL], metrics[names.EVAL_D_FAKE]
+    if metrics[names.D_ACCURACY] >= D_DOMINATES_MIN_ACCURACY and d_fake < D_DOMINATES_MAX_D_FAKE:
         return "d_dominates"
     if d_fake >= d_real:
         return "g_dominates"
@@ -212,14 +213,14 @@ def reference_scores(splits, classifier: TrainedClassifier | None, max_centres: 
     scores: dict[str, float] = {}
     centres = splits.train.images[:max_centres]
     result = parzen_protocol(centres, splits.validation.images, splits.test.images)
-    scores.update(parzen_train_test=result.mean, parzen_train_test_sem=result.standard_error,
-                  parzen_train_test_sigma=result.sigma)
+    scores.update({names.PARZEN_TRAIN_TEST: result.mean, f"{names.PARZEN_TRAIN_TEST}_sem": result.standard_error,
+                   f"{names.PARZEN_TRAIN_TEST}_sigma": result.sigma})
     if classifier is not None:
         device = next(classifier.model.parameters()).device
         features = {name: extract_features(classifier.model.features, images, device=device) for name, images in (
             ("train", splits.train.images), ("test", splits.test.images),
             ("noise", torch.rand(splits.test.images.shape, generator=torch.Generator().manual_seed(seed))))}
-        scores.update(fid_train_test=fid(features["train"], features["test"]),
-                      fid_test_noise=fid(features["test"], features["noise"]),
-                      classifier_test_accuracy=classifier.test_accuracy)
+        scores.update({names.FID_TRAIN_TEST: fid(features["train"], features["test"]),
+                       names.FID_TEST_NOISE: fid(features["test"], features["noise"]),
+                       names.CLASSIFIER_TEST_ACCURACY: classifier.test_accuracy})
     return {name: float(value) for name, value in scores.items()}

@@ -19,6 +19,8 @@ class ReportPaths:
     csv_files: list[Path]
     parent_run_id: str
     artifact_path: str = ARTIFACT_PATH  # where the files are in the parent run's artifacts
+    # Markdown that says in words what the study shows (the report's opening section); "" when it has none
+    summary_markdown: str = ""
 
     @property
     def files(self) -> list[Path]:

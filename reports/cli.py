@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr for errors
     from reports.build import FORMATS, build_report
-    from reports.load import ReportError, default_tracking_uri
+    from reports.load import ReportError
+    from reports.store import default_tracking_uri
 
     formats = FORMATS if args.format == "both" else (args.format,)
     try:

@@ -6,27 +6,22 @@ or was stopped early). This module never reads Ray's files and does not import R
 """
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
-from urllib.parse import urlparse
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from study.names import (DATASET_TAG, PARENT_TAG, REGIME_TAG, ROLE_TAG, SAMPLES_ARTIFACT,  # noqa: F401
-                         SPACE_TAG, STATUS_TAG, TRIAL_ID_TAG, default_tracking_uri)
+from gan import names
+from reports.store import StoreError, connect, find_parent_run, search_all
 
-FINAL_PREFIX = "final/"
-REFERENCE_PREFIX = "reference/"
 # Frechet distances by preference: the classifier-feature FID, else the distance in pixel space.
-FID_METRICS = {"fid": "FID", "pixel_fd": "pixel FD"}
+FID_METRICS = {names.FID: "FID", names.PIXEL_FD: "pixel FD"}
 PARAM_PREFIX, METRIC_PREFIX = "param.", "metric."  # column prefixes in StudyData.trials
 
 
-class ReportError(Exception):
+class ReportError(StoreError):
     """A problem the user can fix (unknown experiment, no finished trials...): one line, exit status 2."""
 
 
@@ -66,67 +61,12 @@ class StudyData:
 
     @property
     def reference(self) -> dict[str, float]:
-        return {key[len(REFERENCE_PREFIX):]: value for key, value in sorted(self.parent_metrics.items())
-                if key.startswith(REFERENCE_PREFIX)}
+        return {key[len(names.REFERENCE_PREFIX):]: value for key, value in sorted(self.parent_metrics.items())
+                if key.startswith(names.REFERENCE_PREFIX)}
 
     def has_metric(self, name: str) -> bool:
         column = METRIC_PREFIX + name
         return column in self.trials and self.trials[column].notna().any()
-
-    def has_param(self, name: str) -> bool:
-        column = PARAM_PREFIX + name
-        return column in self.trials and self.trials[column].notna().any()
-
-
-def connect(tracking_uri: str):
-    """An MlflowClient for an existing store; a missing sqlite file or a silent server is a ReportError."""
-    parsed = urlparse(tracking_uri)
-    if parsed.scheme == "sqlite":
-        path = Path(tracking_uri[len("sqlite:///"):])
-        if not path.is_file():
-            raise ReportError(f"no MLflow store at {tracking_uri} (file {path} does not exist)")
-    elif parsed.scheme in ("http", "https"):
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        try:
-            socket.create_connection((parsed.hostname or "", port), timeout=5.0).close()
-        except OSError:
-            raise ReportError(f"MLflow tracking server {tracking_uri} is unreachable") from None
-        # a server that answers the socket but not HTTP must not stall the report for minutes
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri)
-
-
-def _search_all(client, experiment_id: str, filter_string: str, order_by: list[str] | None = None) -> list:
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], filter_string=filter_string, max_results=1000,
-                                  order_by=order_by, page_token=token)
-        runs += list(page)
-        token = page.token
-        if not token:
-            return runs
-
-
-def find_parent_run(client, experiment: str, run_id: str | None = None):
-    """The study's parent run: `run_id` if given (it must be a study of this experiment), else the latest one."""
-    try:
-        found = client.get_experiment_by_name(experiment)
-    except Exception as error:  # the store answered with an error: report it in one line
-        raise ReportError(f"cannot read MLflow experiment '{experiment}': {str(error).splitlines()[0][:200]}") from None
-    if found is None:
-        raise ReportError(f"no MLflow experiment named '{experiment}'")
-    parents = _search_all(client, found.experiment_id, f"tags.`{ROLE_TAG}` = 'study'",
-                          order_by=["attributes.start_time DESC"])
-    if run_id is not None:
-        parents = [run for run in parents if run.info.run_id == run_id]
-        if not parents:
-            raise ReportError(f"run {run_id} is not a study's parent run in experiment '{experiment}'")
-    if not parents:
-        raise ReportError(f"experiment '{experiment}' holds no study (no run tagged {ROLE_TAG}=study)")
-    return found.experiment_id, parents[0]
 
 
 def _parse_param(value: str):
@@ -142,20 +82,20 @@ def trial_frame(children: list) -> pd.DataFrame:
     rows = []
     for run in children:
         metrics = run.data.metrics
-        names = {key[len(FINAL_PREFIX):] if key.startswith(FINAL_PREFIX) else key for key in metrics}
+        metric_names = {key[len(names.FINAL_PREFIX):] if key.startswith(names.FINAL_PREFIX) else key for key in metrics}
         start = run.info.start_time
         end = run.info.end_time
         row = {
             "run_id": run.info.run_id,
-            "trial_id": run.data.tags.get(TRIAL_ID_TAG, run.info.run_name),
-            "status": run.data.tags.get(STATUS_TAG, "unknown"),
-            "regime": run.data.tags.get(REGIME_TAG),
+            "trial_id": run.data.tags.get(names.TRIAL_ID_TAG, run.info.run_name),
+            "status": run.data.tags.get(names.STATUS_TAG, "unknown"),
+            "regime": run.data.tags.get(names.REGIME_TAG),
             "start": start,
             "end": end,
             "duration_s": (end - start) / 1000 if start and end else np.nan,
         }
         row.update({PARAM_PREFIX + key: _parse_param(value) for key, value in run.data.params.items()})
-        row.update({METRIC_PREFIX + name: metrics.get(FINAL_PREFIX + name, metrics.get(name)) for name in names})
+        row.update({METRIC_PREFIX + name: metrics.get(names.final(name), metrics.get(name)) for name in metric_names})
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
@@ -164,11 +104,15 @@ def trial_frame(children: list) -> pd.DataFrame:
 
 
 def load_study(tracking_uri: str, experiment: str, run_id: str | None = None) -> StudyData:
-    client = connect(tracking_uri)
-    experiment_id, parent = find_parent_run(client, experiment, run_id)
+    try:
+        client = connect(tracking_uri, must_exist=True)
+        experiment_id, parent = find_parent_run(client, experiment, run_id)
+    except StoreError as error:
+        raise ReportError(str(error)) from None
     parent_id = parent.info.run_id
-    children = _search_all(client, experiment_id, f"tags.`{PARENT_TAG}` = '{parent_id}'")
-    trials = trial_frame([run for run in children if run.data.tags.get(ROLE_TAG, "trial") == "trial"])
+    children = search_all(client, experiment_id, f"tags.`{names.PARENT_TAG}` = '{parent_id}'")
+    trials = trial_frame([run for run in children
+                          if run.data.tags.get(names.ROLE_TAG, names.ROLE_TRIAL) == names.ROLE_TRIAL])
     columns = {name: METRIC_PREFIX + name for name in FID_METRICS}
     present = [name for name, column in columns.items() if column in trials and trials[column].notna().any()]
     if not present:
@@ -192,8 +136,8 @@ def metric_history(study: StudyData, run_id: str, name: str) -> pd.DataFrame:
 def download_samples(study: StudyData, run_id: str, directory: Path) -> Path | None:
     """The trial's 8x8 grid of fixed-noise samples, or None when it logged none."""
     client = study.client
-    folder = Path(SAMPLES_ARTIFACT).parent.as_posix()
-    if not any(a.path == SAMPLES_ARTIFACT for a in client.list_artifacts(run_id, folder)):
+    folder = Path(names.SAMPLES_ARTIFACT).parent.as_posix()
+    if not any(a.path == names.SAMPLES_ARTIFACT for a in client.list_artifacts(run_id, folder)):
         return None
     directory.mkdir(parents=True, exist_ok=True)
-    return Path(client.download_artifacts(run_id, SAMPLES_ARTIFACT, str(directory)))
+    return Path(client.download_artifacts(run_id, names.SAMPLES_ARTIFACT, str(directory)))

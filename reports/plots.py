@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from gan import names
 from reports.load import METRIC_PREFIX, StudyData, download_samples, metric_history
 from reports.tables import CAPACITY, group_keys, summarize, with_factors
 
@@ -173,9 +174,14 @@ def learning_curves(study: StudyData, out: Path) -> Plot | None:
                 "Evaluations during training (validation data); the final value is on the test split.", path)
 
 
+# (mean D(x), mean D(G(z)), on what), by preference: held-out evaluation, else D's training minibatches
+D_OUTPUT_HISTORIES = ((names.EVAL_D_REAL, names.EVAL_D_FAKE, "held-out"),
+                      (names.TRAIN_D_REAL, names.TRAIN_D_FAKE, "training batches"))
+
+
 def d_outputs(study: StudyData, out: Path) -> Plot | None:
     """Mean D(x) and D(G(z)) over training for the most D-dominated and the most G-dominated trial."""
-    gap = METRIC_PREFIX + "d_gap"
+    gap = METRIC_PREFIX + names.D_GAP
     finished = study.finished
     if gap not in finished or finished[gap].isna().all():
         return None
@@ -187,7 +193,7 @@ def d_outputs(study: StudyData, out: Path) -> Plot | None:
     figure = Figure(figsize=(10, 4))
     for i, (title, trial) in enumerate(picks.items()):
         axes = figure.add_subplot(1, 2, i + 1)
-        for real, fake, where in (("eval_d_real", "eval_d_fake", "held-out"), ("d_real", "d_fake", "training batches")):
+        for real, fake, where in D_OUTPUT_HISTORIES:
             real_history = metric_history(study, trial["run_id"], real)
             if real_history.empty:
                 continue

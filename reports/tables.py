@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from reports.load import DATASET_TAG, METRIC_PREFIX, PARAM_PREFIX, SPACE_TAG, STATUS_TAG, StudyData
+from gan import names
+from reports.load import METRIC_PREFIX, PARAM_PREFIX, StudyData
 
-CAPACITY = "capacity_ratio_log2"
+CAPACITY = names.CAPACITY_RATIO_LOG2
 LR_RATIO = "lr_ratio_log10"  # log10(lr_g / lr_d), a derived factor
 MAX_LEVELS = 6  # a numeric factor with more distinct values is cut into quartiles
 # The factors whose effect on the quality score we always look at, when the study varies them.
@@ -41,14 +42,16 @@ class Table:
     note: str = ""
 
 
+IMBALANCE_COLUMNS = (
+    Column(names.PARZEN, "Parzen log-likelihood (nats)", "max"),
+    Column(names.CLASSES_COVERED, "classes covered", "max"),
+    Column(names.COVERAGE, "coverage", "max"),
+    Column(names.D_GAP, "D(x) − D(G(z))", "zero"),
+)
+
+
 def imbalance_columns(study: StudyData) -> list[Column]:
-    candidates = [
-        Column(study.fid_metric, f"{study.fid_label} (lower is better)", "min"),
-        Column("parzen", "Parzen log-likelihood (nats)", "max"),
-        Column("classes_covered", "classes covered", "max"),
-        Column("coverage", "coverage", "max"),
-        Column("d_gap", "D(x) − D(G(z))", "zero"),
-    ]
+    candidates = [Column(study.fid_metric, f"{study.fid_label} (lower is better)", "min"), *IMBALANCE_COLUMNS]
     return [column for column in candidates if study.has_metric(column.metric)]
 
 
@@ -111,9 +114,9 @@ def imbalance_table(study: StudyData) -> tuple[pd.DataFrame, Table]:
         frame, keys = frame.assign(trials="all"), ["trials"]
     columns = imbalance_columns(study)
     numbers = summarize(frame, keys, [c.metric for c in columns])
-    if study.has_metric("parzen_sem"):
+    if study.has_metric(names.PARZEN_SEM):
         # the within-trial standard error of the Parzen estimate, averaged over the group's trials
-        numbers["parzen_sem_mean"] = frame.groupby(keys, dropna=False)[METRIC_PREFIX + "parzen_sem"].mean().values
+        numbers["parzen_sem_mean"] = frame.groupby(keys, dropna=False)[METRIC_PREFIX + names.PARZEN_SEM].mean().values
     labels = {CAPACITY: "log2(D/G width)", "arch": "arch"}
     rows = []
     for _, row in numbers.iterrows():
@@ -121,7 +124,7 @@ def imbalance_table(study: StudyData) -> tuple[pd.DataFrame, Table]:
         for column in columns:
             metric = column.metric
             cell = fmt_mean_std(row[f"{metric}_mean"], row[f"{metric}_std"], int(row[f"{metric}_n"]))
-            if column.metric == "parzen" and "parzen_sem_mean" in numbers:
+            if column.metric == names.PARZEN and "parzen_sem_mean" in numbers:
                 cell += f"; s.e.m. {fmt(row['parzen_sem_mean'])}"
             cells.append(cell)
         rows.append(cells)
@@ -132,7 +135,7 @@ def imbalance_table(study: StudyData) -> tuple[pd.DataFrame, Table]:
             bold.add((int(best), len(keys) + j))
     note = ("Mean ± sample standard deviation over trials (seeds and other settings) at each level; "
             "bold: the best level per column (for D(x) − D(G(z)), the one closest to 0).")
-    if study.fid_metric == "pixel_fd":
+    if study.fid_metric == names.PIXEL_FD:
         note += " pixel FD is the Fréchet distance between pixel statistics, not the Inception/classifier FID."
     table = Table("Capacity imbalance", [labels.get(k, k) for k in keys] + [c.label for c in columns], rows, bold, note)
     return numbers, table
@@ -246,13 +249,13 @@ def header(study: StudyData) -> list[tuple[str, str]]:
     status_text = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
     partial = [f"{statuses[s]} {s}" for s in ("running", "errored", "unknown") if statuses.get(s)]
     compute = float(np.nansum(trials["duration_s"]))
-    wall = study.parent_metrics.get("study_wall_time_s")
+    wall = study.parent_metrics.get(names.STUDY_WALL_TIME_S)
     params = study.parent_params
     rows = [
         ("study", f"{study.parent_name} (experiment {study.experiment}, parent run {study.parent_run_id})"),
-        ("space file", study.parent_tags.get(SPACE_TAG) or params.get("space_file", "?")),
-        ("data set", study.parent_tags.get(DATASET_TAG) or params.get("dataset", "?")),
-        ("study status", study.parent_tags.get(STATUS_TAG, "?")),
+        ("space file", study.parent_tags.get(names.SPACE_TAG) or params.get("space_file", "?")),
+        ("data set", study.parent_tags.get(names.DATASET_TAG) or params.get("dataset", "?")),
+        ("study status", study.parent_tags.get(names.STATUS_TAG, "?")),
         ("search / scheduler", f"{params.get('search', '?')} / {params.get('scheduler', '?')}"),
         ("searched", ", ".join(study.searched) or "–"),
         ("fixed", ", ".join(f"{k}={v}" for k, v in json.loads(params.get("fixed", "{}")).items()) or "–"),

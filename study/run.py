@@ -12,12 +12,14 @@ import socket
 import sys
 import time
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import urlparse
+from typing import Any
 
+from gan import names
 from gan.config import ConfigError
-from gan.data import DatasetUnavailable, load_dataset
+from gan.data import DataSplits, DatasetUnavailable, load_dataset
+from reports.store import SQLITE_PREFIX, StoreError, check_store, default_tracking_uri, find_parent_run
 from study.space import SpaceError, StudySpace, checked_resources, load_space
 
 EXIT_USAGE = 2
@@ -80,22 +82,6 @@ def _tcp_reachable(host: str, port: int, timeout: float = 5.0) -> bool:
         return False
 
 
-def check_tracking_uri(uri: str) -> None:
-    """Fail fast on an http(s) tracking server that does not answer, or a sqlite path in a missing folder."""
-    parsed = urlparse(uri)
-    if parsed.scheme in ("http", "https"):
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        if not _tcp_reachable(parsed.hostname or "", port):
-            raise UsageError(f"MLflow tracking server {uri} is unreachable")
-    elif parsed.scheme == "sqlite":
-        folder = Path(uri[len("sqlite:///"):]).parent
-        if not folder.is_dir():
-            raise UsageError(f"MLflow tracking URI {uri}: folder {folder} does not exist")
-    elif parsed.scheme in ("", "file"):
-        raise UsageError(f"MLflow tracking URI {uri}: plain file stores are refused by MLflow >= 3.13; "
-                         "use sqlite:///ABSOLUTE/PATH/mlflow.db or an http:// server")
-
-
 def connect_ray(address: str | None) -> None:
     import ray
 
@@ -115,20 +101,34 @@ def connect_ray(address: str | None) -> None:
         raise UsageError(f"cannot connect to Ray at {address}: {str(error).splitlines()[0]}") from None
 
 
-def find_parent_run(client, experiment: str, resume: str):
+def parent_to_resume(tracking_uri: str, experiment: str, resume: str):
     """The study to resume: the parent run whose Tune directory is `resume`, or the latest one."""
-    from study.names import ROLE_TAG
+    from mlflow.tracking import MlflowClient
 
-    found = client.get_experiment_by_name(experiment)
-    parents = [] if found is None else client.search_runs(
-        [found.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'study'", order_by=["attributes.start_time DESC"])
-    if resume != "latest":
-        target = resume if "://" in resume else str(Path(resume).resolve())
-        parents = [run for run in parents if run.data.params.get("tune_run_path") == target]
-    if not parents:
-        where = f" with Tune directory {resume}" if resume != "latest" else ""
-        raise UsageError(f"--resume: no earlier study{where} in MLflow experiment '{experiment}'")
-    return parents[0]
+    if tracking_uri.startswith(SQLITE_PREFIX) and not Path(tracking_uri[len(SQLITE_PREFIX):]).exists():
+        raise UsageError(f"--resume: no MLflow store at {tracking_uri}")
+    target = None if resume == "latest" else resume if "://" in resume else str(Path(resume).resolve())
+    try:
+        return find_parent_run(MlflowClient(tracking_uri), experiment, tune_run_path=target)[1]
+    except StoreError:
+        where = f" with Tune directory {resume}" if target else ""
+        raise UsageError(f"--resume: no earlier study{where} in MLflow experiment '{experiment}'") from None
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """A study's settings after every check: what `run_study` needs and nothing it must look up."""
+
+    space: StudySpace  # with the command line's overrides applied
+    space_argument: str  # as the user gave it, for the --resume hint
+    tracking_uri: str
+    experiment: str
+    storage: str  # absolute path or URI of Tune's storage
+    data_root: str | None  # absolute
+    splits: DataSplits
+    max_failures: int
+    build_report: bool
+    resume_parent: Any = None  # the parent run to continue (`--resume`), else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,28 +138,20 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     try:
         space = apply_overrides(load_space(args.space), args)
-        from mlflow.tracking import MlflowClient
-
-        from study.names import default_tracking_uri
-
         tracking_uri = args.tracking_uri or default_tracking_uri()
-        check_tracking_uri(tracking_uri)
+        check_store(tracking_uri, must_exist=False)
         data_root = str(Path(space.data_root).resolve()) if space.data_root else None
         splits = load_dataset(space.dataset, data_root, download=True)
         experiment = args.experiment or space.name
         storage = args.storage_path if args.storage_path and "://" in args.storage_path \
             else str(Path(args.storage_path or "ray_results").resolve())
-        parent = None
-        if args.resume:
-            if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).exists():
-                raise UsageError(f"--resume: no MLflow store at {tracking_uri}")
-            parent = find_parent_run(MlflowClient(tracking_uri), experiment, args.resume)
+        parent = parent_to_resume(tracking_uri, experiment, args.resume) if args.resume else None
         connect_ray(args.address)
-        client = MlflowClient(tracking_uri)
-    except (SpaceError, ConfigError, DatasetUnavailable, UsageError) as error:
+    except (SpaceError, ConfigError, DatasetUnavailable, StoreError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    return run_study(space, args, client, tracking_uri, experiment, storage, parent, data_root, splits)
+    return run_study(StudySettings(space, args.space, tracking_uri, experiment, storage, data_root, splits,
+                                   args.max_failures, args.report, parent))
 
 
 def _spool_dir(storage: str, run_name: str) -> str:
@@ -168,106 +160,153 @@ def _spool_dir(storage: str, run_name: str) -> str:
     return str((base / run_name).resolve())
 
 
-def run_study(space: StudySpace, args, client, tracking_uri: str, experiment: str, storage: str, parent,
-              data_root: str | None, splits) -> int:
+def run_study(settings: StudySettings) -> int:
+    """Run (or resume) the study; returns the exit status: 0 done, 130 interrupted."""
     import signal
 
-    from ray import tune
+    from mlflow.tracking import MlflowClient
 
-    from study.tracking import (DATASET_TAG, PENDING_FILE, ROLE_TAG, SPACE_TAG, STATUS_TAG, MlflowStudyCallback,
-                                get_or_create_experiment)
-    from study.trial import TrialSettings, train_gan_trial
-    from study.tuning import build_tune_setup
+    from study.tracking import PENDING_FILE, get_or_create_experiment
 
     # Batch schedulers stop jobs with SIGTERM: let Tune treat it like Ctrl-C (save state, stop trials).
     signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
-    experiment_id = get_or_create_experiment(client, experiment, tracking_uri)
-    settings = TrialSettings(space.dataset, data_root, space.fixed, space.budget, space.evaluation,
-                             space.metric, space.mode, space.seed)
-    resources = {"cpu": space.resources.cpus_per_trial, "gpu": space.resources.gpus_per_trial}
-    trainable = tune.with_resources(tune.with_parameters(train_gan_trial, settings=settings), resources)
-
+    space, parent = settings.space, settings.resume_parent
+    client = MlflowClient(settings.tracking_uri)
+    experiment_id = get_or_create_experiment(client, settings.experiment, settings.tracking_uri)
     if parent is not None:
         parent_run_id = parent.info.run_id
         run_path, spool_dir = parent.data.params["tune_run_path"], parent.data.params["spool_dir"]
-        client.set_tag(parent_run_id, STATUS_TAG, "running")
+        client.set_tag(parent_run_id, names.STATUS_TAG, names.RUNNING)
         client.update_run(parent_run_id, status="RUNNING")
-        # The pickled run config brings back the MLflow callback, pointing at the same parent run;
-        # its setup() replays the writes the interrupted driver could not make.
-        tuner = tune.Tuner.restore(run_path, trainable, resume_unfinished=True, resume_errored=True)
+        tuner = _restored_tuner(settings, run_path)
     else:
-        run_name = f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run_path = f"{storage.rstrip('/')}/{run_name}"
-        spool_dir = _spool_dir(storage, run_name)
-        parent_run = client.create_run(experiment_id, run_name=run_name, tags={
-            ROLE_TAG: "study", SPACE_TAG: space.path.name, DATASET_TAG: space.dataset, STATUS_TAG: "running"})
-        parent_run_id = parent_run.info.run_id
-        client.log_artifact(parent_run_id, str(space.path), artifact_path="space")
-        _log_study_params(client, parent_run_id, space, run_path, spool_dir)
-        _log_reference_rows(client, parent_run_id, space, splits)
-        setup = build_tune_setup(space, space.num_samples, space.seed)
-        tuner = tune.Tuner(
-            trainable,
-            param_space=setup.param_space,
-            tune_config=tune.TuneConfig(
-                metric=space.metric, mode=space.mode, search_alg=setup.search_alg, scheduler=setup.scheduler,
-                num_samples=setup.num_samples, max_concurrent_trials=space.resources.max_concurrent,
-                # a finished trial's worker process takes the next trial: no new process, imports or data load
-                reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(
-                name=run_name, storage_path=storage, verbose=1,
-                callbacks=[MlflowStudyCallback(tracking_uri, experiment_id, parent_run_id, settings, spool_dir)],
-                failure_config=tune.FailureConfig(max_failures=args.max_failures),
-                # PBT clones other trials' earlier checkpoints: deleting old ones would pull them from under it
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=None if space.scheduler == "pbt" else 2),
-            ),
-        )
-    print(f"study '{space.name}': MLflow experiment '{experiment}', parent run {parent_run_id} ({tracking_uri}); "
-          f"Tune directory {run_path}", flush=True)
+        run_name = f"{settings.experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_path = f"{settings.storage.rstrip('/')}/{run_name}"
+        spool_dir = _spool_dir(settings.storage, run_name)
+        parent_run_id = _start_parent_run(client, experiment_id, run_name, settings, run_path, spool_dir)
+        tuner = _new_tuner(settings, run_name, experiment_id, parent_run_id, spool_dir)
+    print(f"study '{space.name}': MLflow experiment '{settings.experiment}', parent run {parent_run_id} "
+          f"({settings.tracking_uri}); Tune directory {run_path}", flush=True)
     started = time.time()
     results = tuner.fit()
     elapsed = time.time() - started
     interrupted = _finished_trials(results) < space.trial_count()
     best = _best_result(results, space)
-    try:
-        statuses = Counter(_status_of_child(client, experiment_id, parent_run_id))
-        summary = {"trials_total": sum(statuses.values()), **{f"trials_{k}": v for k, v in statuses.items()}}
-        if best is not None:
-            summary[f"best_{space.metric}"] = best
-        summary["study_wall_time_s"] = elapsed + float(parent.data.metrics.get("study_wall_time_s", 0) if parent else 0)
-        for key, value in summary.items():
-            client.log_metric(parent_run_id, key, float(value))
-        client.set_tag(parent_run_id, STATUS_TAG, "interrupted" if interrupted else "completed")
-        client.set_terminated(parent_run_id, "KILLED" if interrupted else "FINISHED")
-    except Exception as error:  # the tracking store is down at the very end: trials' data is spooled
-        print(f"gan-study: could not log the study summary to MLflow ({str(error).splitlines()[0][:200]})",
-              file=sys.stderr)
-        statuses = Counter()
+    statuses = _log_study_summary(client, experiment_id, parent_run_id, settings, elapsed, interrupted, best)
     if (Path(spool_dir) / PENDING_FILE).exists():
         print(f"gan-study: some MLflow writes are still pending in {Path(spool_dir) / PENDING_FILE}; "
               f"run again with --resume to log them", file=sys.stderr)
     if interrupted:
-        print(f"interrupted after {elapsed:.0f} s; continue with: python -m study.run --space {args.space} "
-              f"--experiment {experiment} --resume {run_path}", file=sys.stderr)
+        print(f"interrupted after {elapsed:.0f} s; continue with: python -m study.run --space "
+              f"{settings.space_argument} --experiment {settings.experiment} --resume {run_path}", file=sys.stderr)
         return 130
     print(f"done in {elapsed:.0f} s: {dict(statuses)}; best {space.metric} = {best}")
-    if args.report:
+    if settings.build_report:
         from reports import ReportError, build_report
 
         try:
-            paths = build_report(tracking_uri, experiment, run_id=parent_run_id)
+            paths = build_report(settings.tracking_uri, settings.experiment, run_id=parent_run_id)
             print(f"report: {paths}")
         except ReportError as error:  # the study itself succeeded; say why there is no report
             print(f"gan-study: no report: {error}", file=sys.stderr)
     return 0
 
 
-def _status_of_child(client, experiment_id: str, parent_run_id: str) -> list[str]:
-    from study.names import PARENT_TAG, STATUS_TAG
+def _trial_settings(settings: StudySettings):
+    from study.tune_config import TrialSettings
 
-    runs = client.search_runs([experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent_run_id}'", max_results=10_000)
-    return [run.data.tags.get(STATUS_TAG, "unknown") for run in runs]
+    space = settings.space
+    return TrialSettings(space.dataset, settings.data_root, space.fixed, space.budget, space.evaluation,
+                         space.metric, space.mode, space.seed)
+
+
+def _trainable(settings: StudySettings):
+    from ray import tune
+
+    from study.trial import train_gan_trial
+
+    resources = {"cpu": settings.space.resources.cpus_per_trial, "gpu": settings.space.resources.gpus_per_trial}
+    return tune.with_resources(tune.with_parameters(train_gan_trial, settings=_trial_settings(settings)), resources)
+
+
+def _restored_tuner(settings: StudySettings, run_path: str):
+    from ray import tune
+
+    # The pickled run config brings back the MLflow callback, pointing at the same parent run;
+    # its setup() replays the writes the interrupted driver could not make.
+    return tune.Tuner.restore(run_path, _trainable(settings), resume_unfinished=True, resume_errored=True)
+
+
+def _new_tuner(settings: StudySettings, run_name: str, experiment_id: str, parent_run_id: str, spool_dir: str):
+    from ray import tune
+
+    from study.tracking import MlflowStudyCallback
+    from study.tuning import build_tune_setup
+
+    space = settings.space
+    setup = build_tune_setup(space, space.num_samples, space.seed)
+    callback = MlflowStudyCallback(settings.tracking_uri, experiment_id, parent_run_id, _trial_settings(settings),
+                                   spool_dir)
+    return tune.Tuner(
+        _trainable(settings),
+        param_space=setup.param_space,
+        tune_config=tune.TuneConfig(
+            metric=space.metric, mode=space.mode, search_alg=setup.search_alg, scheduler=setup.scheduler,
+            num_samples=setup.num_samples, max_concurrent_trials=space.resources.max_concurrent,
+            # a finished trial's worker process takes the next trial: no new process, imports or data load
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=run_name, storage_path=settings.storage, verbose=1, callbacks=[callback],
+            failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+            # PBT clones other trials' earlier checkpoints: deleting old ones would pull them from under it
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None if space.scheduler == "pbt" else 2),
+        ),
+    )
+
+
+def _start_parent_run(client, experiment_id: str, run_name: str, settings: StudySettings, run_path: str,
+                      spool_dir: str) -> str:
+    """The study's parent run with its space file, parameters and reference rows; returns its id."""
+    space = settings.space
+    parent_run = client.create_run(experiment_id, run_name=run_name, tags={
+        names.ROLE_TAG: names.ROLE_STUDY, names.SPACE_TAG: space.path.name, names.DATASET_TAG: space.dataset,
+        names.STATUS_TAG: names.RUNNING})
+    parent_run_id = parent_run.info.run_id
+    client.log_artifact(parent_run_id, str(space.path), artifact_path="space")
+    _log_study_params(client, parent_run_id, space, run_path, spool_dir)
+    _log_reference_rows(client, parent_run_id, space, settings.splits)
+    return parent_run_id
+
+
+def _log_study_summary(client, experiment_id: str, parent_run_id: str, settings: StudySettings, elapsed: float,
+                       interrupted: bool, best: float | None) -> Counter:
+    """Trial counts by status, the best score and the wall time on the parent run, and its final status."""
+    parent = settings.resume_parent
+    try:
+        statuses = Counter(_status_of_child(client, experiment_id, parent_run_id))
+        summary = {names.TRIALS_TOTAL: sum(statuses.values()),
+                   **{f"{names.TRIALS_PREFIX}{k}": v for k, v in statuses.items()}}
+        if best is not None:
+            summary[f"best_{settings.space.metric}"] = best
+        earlier = float(parent.data.metrics.get(names.STUDY_WALL_TIME_S, 0)) if parent is not None else 0.0
+        summary[names.STUDY_WALL_TIME_S] = elapsed + earlier
+        for key, value in summary.items():
+            client.log_metric(parent_run_id, key, float(value))
+        client.set_tag(parent_run_id, names.STATUS_TAG, names.INTERRUPTED if interrupted else names.COMPLETED)
+        client.set_terminated(parent_run_id, "KILLED" if interrupted else "FINISHED")
+        return statuses
+    except Exception as error:  # the tracking store is down at the very end: trials' data is spooled
+        print(f"gan-study: could not log the study summary to MLflow ({str(error).splitlines()[0][:200]})",
+              file=sys.stderr)
+        return Counter()
+
+
+def _status_of_child(client, experiment_id: str, parent_run_id: str) -> list[str]:
+    from reports.store import search_all
+
+    runs = search_all(client, experiment_id, f"tags.`{names.PARENT_TAG}` = '{parent_run_id}'")
+    return [run.data.tags.get(names.STATUS_TAG, "unknown") for run in runs]
 
 
 def _finished_trials(results) -> int:
@@ -296,7 +335,7 @@ def _log_reference_rows(client, run_id: str, space: StudySpace, splits) -> None:
 
     classifier = load_or_train_classifier(splits) if needs_classifier(space.evaluation.metrics) else None
     for name, value in reference_scores(splits, classifier).items():
-        client.log_metric(run_id, f"reference/{name}", value)
+        client.log_metric(run_id, names.reference(name), value)
 
 
 def _log_study_params(client, run_id: str, space: StudySpace, run_path: str, spool_dir: str) -> None:

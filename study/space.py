@@ -29,7 +29,6 @@ problem; the CLI prints it and exits with status 2 before Ray starts.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ import yaml
 
 from gan.config import OPTIMISATION_HYPERPARAMETERS, ConfigError, GanConfig, suggestion
 from gan.data import DATASETS
+from gan.run import Budget, EvaluationPlan
 
 DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "int", "qrandint")
 SEARCH_ALGORITHMS = ("optuna", "random", "grid")
@@ -82,38 +82,6 @@ class ParamSpec:
 
 
 @dataclass(frozen=True)
-class Budget:
-    steps: int | None
-    epochs: float | None
-    eval_every: float  # in the budget's unit
-
-    def generator_steps(self, train_size: int, batch_size: int, k: int) -> tuple[int, int]:
-        """(total generator steps, generator steps between evaluations).
-
-        An epoch is one pass of D over the training split: train_size / batch_size D steps,
-        so k discriminator steps per generator step gives train_size / (batch_size * k) G steps.
-        """
-        if self.steps is not None:
-            total, interval = self.steps, self.eval_every
-        else:
-            per_epoch = train_size / (batch_size * k)
-            total, interval = self.epochs * per_epoch, self.eval_every * per_epoch
-        return max(1, math.ceil(total)), max(1, math.ceil(interval))
-
-    @property
-    def evaluations(self) -> int:
-        """Number of evaluations (Tune reports) in a full trial: ASHA's time axis."""
-        return math.ceil((self.steps if self.steps is not None else self.epochs) / self.eval_every)
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    num_samples: int = 1000
-    metrics: tuple[str, ...] = ()  # parse_space fills in gan.evaluation.DEFAULT_METRICS
-    final: bool = True
-
-
-@dataclass(frozen=True)
 class Resources:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
@@ -138,7 +106,7 @@ class StudySpace:
     seeds_per_config: int
     seed: int
     budget: Budget
-    evaluation: Evaluation
+    evaluation: EvaluationPlan
     resources: Resources = field(default_factory=Resources)
 
     @property
@@ -347,8 +315,8 @@ def parse_space(raw: Any, path: Path) -> StudySpace:
         _one_of("evaluation.metrics entry", name, METRIC_NAMES)
     # the balance regime of every trial is read off D's outputs: always evaluated
     metrics = tuple(dict.fromkeys([*metrics, "discriminator"]))
-    evaluation = Evaluation(
-        num_samples=_positive_int("evaluation.num_samples", evaluation_raw.get("num_samples", Evaluation.num_samples)),
+    evaluation = EvaluationPlan(
+        num_samples=_positive_int("evaluation.num_samples", evaluation_raw.get("num_samples", EvaluationPlan.num_samples)),
         metrics=metrics,
         final=bool(evaluation_raw.get("final", True)),
     )

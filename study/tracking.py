@@ -6,39 +6,37 @@ place, which makes Ray's own MLflowLoggerCallback crash on re-logging); metrics 
 every report with the generator step, and only for steps past the last one logged, so a
 retried or resumed trial never repeats a point.
 
-The tracking store may go away (a restarted `mlflow server`): every write is queued, the
-queue is flushed in order, and while the store is unreachable the queue is kept in memory
-and in a JSON-lines file in the study's directory, which `--resume` replays. Nothing that
-was reported is dropped, and the study goes on.
+The tracking store may go away (a restarted `mlflow server`): every write goes through a
+`WriteQueue`, spooled to the study's directory while the store is away and replayed by
+`--resume`. Nothing that was reported is dropped, and the study goes on.
 """
 from __future__ import annotations
 
-import json
 import math
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
-from study.trial import GRID_FILE, TrialSettings, resolve_trial_params
+from gan import names
+from gan.config import GanConfig
+from reports.store import default_artifact_location
+from study.checkpoints import GRID_FILE
+from study.tune_config import TrialSettings, trial_params
+from study.write_queue import WriteQueue
 
-from study.names import (DATASET_TAG, PARENT_TAG, REGIME_TAG, ROLE_TAG, SPACE_TAG, STATUS_TAG,  # noqa: F401
-                         TRIAL_ID_TAG, default_artifact_location, default_tracking_uri)
-
-PLACEMENT_KEYS = ("hostname", "node_id", "device", "gpu_ids")
-STATUSES = ("running", "completed", "stopped_early", "diverged", "errored")
 PENDING_FILE = "mlflow_pending.jsonl"
 RETRY_AFTER_S = 5.0  # after a failed write, wait this long before trying the store again
 FINAL_FLUSH_TIMEOUT_S = 60.0  # at the end of a study, wait this long for a store that is restarting
 # HTTP statuses with which the store refuses a write for good (a bad parameter, a deleted run): retrying
 # cannot help and would hold back every later write; transport errors, 5xx, 401/403 and 429 are retried.
 REFUSED_HTTP_STATUSES = (400, 404, 409)
-_NOT_METRICS = {"done_training", "config", "trial_id", "pid", "node_ip", "date", "timestamp", "time_this_iter_s",
-                "time_total_s", "time_since_restore", "iterations_since_restore", "training_iteration", "done",
-                "should_checkpoint", "regime", *PLACEMENT_KEYS}
+# Tune's bookkeeping and our non-metric fields of a result
+_NOT_METRICS = {names.DONE_TRAINING, names.REGIME, *names.PLACEMENT_KEYS, "config", "trial_id", "pid", "node_ip",
+                "date", "timestamp", "time_this_iter_s", "time_total_s", "time_since_restore",
+                "iterations_since_restore", "training_iteration", "done", "should_checkpoint"}
 
 
 def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
@@ -55,7 +53,7 @@ def numeric_metrics(result: dict[str, Any]) -> dict[str, float]:
             and math.isfinite(value)}
 
 
-def _refused(error: Exception) -> bool:
+def refused(error: Exception) -> bool:
     """The store answered, and said no for good (see REFUSED_HTTP_STATUSES)."""
     from mlflow.exceptions import MlflowException
 
@@ -64,17 +62,15 @@ def _refused(error: Exception) -> bool:
 
 def trial_status(last_result: dict[str, Any], errored: bool) -> str:
     if errored:
-        return "errored"
-    if last_result.get("diverged"):
-        return "diverged"
-    return "completed" if last_result.get("done_training") else "stopped_early"
+        return names.ERRORED
+    if last_result.get(names.DIVERGED):
+        return names.DIVERGED_STATUS
+    return names.COMPLETED if last_result.get(names.DONE_TRAINING) else names.STOPPED_EARLY
 
 
 def child_run_params(config: dict[str, Any], settings: TrialSettings) -> dict[str, str]:
-    from gan.config import GanConfig
-
-    gan_config = GanConfig.from_flat(resolve_trial_params(config, settings))
-    logged = {**gan_config.to_flat(), "capacity_ratio_log2": gan_config.capacity_ratio_log2}
+    gan_config = GanConfig.from_flat(trial_params(config, settings))
+    logged = {**gan_config.to_flat(), names.CAPACITY_RATIO_LOG2: gan_config.capacity_ratio_log2}
     return {key: str(value) for key, value in sorted(logged.items())}
 
 
@@ -92,17 +88,16 @@ class MlflowStudyCallback(Callback):
 
     def _reset(self) -> None:
         self._client = None
-        self._queue: list[dict] = []
+        self.queue = WriteQueue(self._apply, self.pending_path, f"MLflow at {self.tracking_uri}", refused,
+                                RETRY_AFTER_S)
         self._run_ids: dict[str, str] = {}
         self._logged_step: dict[str, int] = {}
         self._last_result: dict[str, dict] = {}
-        self._outage_since: float | None = None
-        self._next_try = 0.0
 
     # Tune pickles callbacks with the experiment state; the client and queue are rebuilt after.
     def __getstate__(self):
         state = self.__dict__.copy()
-        for key in ("_client", "_queue", "_run_ids", "_logged_step", "_last_result", "_outage_since", "_next_try"):
+        for key in ("_client", "queue", "_run_ids", "_logged_step", "_last_result"):
             state.pop(key)
         return state
 
@@ -122,58 +117,10 @@ class MlflowStudyCallback(Callback):
     def pending_path(self) -> Path:
         return Path(self.spool_dir) / PENDING_FILE
 
-    # --- the write queue ---------------------------------------------------------------------
     def _submit(self, kind: str, trial_id: str, **payload) -> None:
-        self._queue.append({"kind": kind, "trial_id": trial_id, **payload})
-        self.flush()
+        self.queue.submit({"kind": kind, "trial_id": trial_id, **payload})
 
-    def flush(self, force: bool = False) -> bool:
-        """Apply queued writes in order; on failure keep the rest (memory + spool file). True if empty."""
-        if not self._queue:
-            return True
-        if not force and time.time() < self._next_try:
-            self._spool()
-            return False
-        while self._queue:
-            op = self._queue[0]
-            try:
-                self._apply(op)
-            except Exception as error:
-                reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-                if not _refused(error):  # a transport or server error: keep the write for later
-                    if self._outage_since is None:
-                        self._outage_since = time.time()
-                        print(f"gan-study: MLflow at {self.tracking_uri} unreachable ({reason}); "
-                              f"buffering writes in {self.pending_path}", file=sys.stderr, flush=True)
-                    self._next_try = time.time() + RETRY_AFTER_S
-                    self._spool()
-                    return False
-                print(f"gan-study: MLflow refused a '{op['kind']}' write of trial {op['trial_id']} ({reason}); "
-                      f"skipped", file=sys.stderr, flush=True)
-            self._queue.pop(0)
-        if self._outage_since is not None:
-            print(f"gan-study: MLflow reachable again after {time.time() - self._outage_since:.0f} s; "
-                  f"buffered writes logged", file=sys.stderr, flush=True)
-            self._outage_since = None
-        self._spool()
-        return True
-
-    def _spool(self) -> None:
-        if not self._queue:
-            self.pending_path.unlink(missing_ok=True)
-            return
-        self.pending_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.pending_path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(op) + "\n" for op in self._queue))
-        tmp.replace(self.pending_path)
-
-    def load_spooled(self) -> None:
-        """Queue the writes a previous driver could not make (called on `--resume`)."""
-        if self.pending_path.exists():
-            spooled = [json.loads(line) for line in self.pending_path.read_text().splitlines() if line.strip()]
-            self._queue = spooled + self._queue
-            self.flush(force=True)
-
+    # --- applying one write ------------------------------------------------------------------
     def _apply(self, op: dict) -> None:
         from mlflow.entities import Metric, Param
 
@@ -206,13 +153,14 @@ class MlflowStudyCallback(Callback):
     def _find_child_run(self, trial_id: str) -> str | None:
         runs = self.client.search_runs(
             [self.experiment_id],
-            filter_string=f"tags.`{PARENT_TAG}` = '{self.parent_run_id}' and tags.`{TRIAL_ID_TAG}` = '{trial_id}'",
+            filter_string=f"tags.`{names.PARENT_TAG}` = '{self.parent_run_id}' "
+                          f"and tags.`{names.TRIAL_ID_TAG}` = '{trial_id}'",
         )
         if not runs:
             return None
         run_id = runs[0].info.run_id
         self._run_ids[trial_id] = run_id
-        history = self.client.get_metric_history(run_id, "loss_d")
+        history = self.client.get_metric_history(run_id, names.LOSS_D)
         self._logged_step[trial_id] = max((m.step for m in history), default=-1)
         return run_id
 
@@ -227,13 +175,14 @@ class MlflowStudyCallback(Callback):
             missing = [Param(k, v) for k, v in params.items() if k not in logged]
             if missing:
                 self.client.log_batch(run_id, params=missing)
-            self.client.set_tag(run_id, STATUS_TAG, "running")
+            self.client.set_tag(run_id, names.STATUS_TAG, names.RUNNING)
             self.client.update_run(run_id, status="RUNNING")
             return
         run = self.client.create_run(
             self.experiment_id,
             run_name=f"trial-{trial_id}",
-            tags={PARENT_TAG: self.parent_run_id, ROLE_TAG: "trial", TRIAL_ID_TAG: trial_id, STATUS_TAG: "running"},
+            tags={names.PARENT_TAG: self.parent_run_id, names.ROLE_TAG: names.ROLE_TRIAL,
+                  names.TRIAL_ID_TAG: trial_id, names.STATUS_TAG: names.RUNNING},
         )
         self._run_ids[trial_id] = run.info.run_id
         self._logged_step[trial_id] = -1
@@ -241,7 +190,7 @@ class MlflowStudyCallback(Callback):
 
     # --- Tune's hooks -------------------------------------------------------------------------
     def setup(self, **info):
-        self.load_spooled()
+        self.queue.flush(force=True)  # the writes an interrupted driver could not make, from the spool
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self._submit("create", trial.trial_id, params=child_run_params(trial.config, self.settings))
@@ -251,22 +200,23 @@ class MlflowStudyCallback(Callback):
         first = trial_id not in self._last_result
         self._last_result[trial_id] = result
         if first:
-            tags = {f"gan_study.{key}": str(result.get(key, "")) for key in PLACEMENT_KEYS}
+            tags = {names.placement_tag(key): str(result.get(key, "")) for key in names.PLACEMENT_KEYS}
             self._submit("tags", trial_id, tags=tags)
-        self._submit("metrics", trial_id, step=int(result["step"]), timestamp=int(time.time() * 1000),
+        self._submit("metrics", trial_id, step=int(result[names.STEP]), timestamp=int(time.time() * 1000),
                      metrics=numeric_metrics(result))
 
     def _finish(self, trial, errored: bool) -> None:
         last = self._last_result.get(trial.trial_id, dict(trial.last_result or {}))
         status = trial_status(last, errored)
-        tags = {STATUS_TAG: status}
-        if "regime" in last:
-            tags[REGIME_TAG] = str(last["regime"])
+        tags = {names.STATUS_TAG: status}
+        if names.REGIME in last:
+            tags[names.REGIME_TAG] = str(last[names.REGIME])
         self._submit("tags", trial.trial_id, tags=tags)
         grid = self._copy_sample_grid(trial)
         if grid is not None:
             self._submit("artifact", trial.trial_id, path=grid, artifact_path="samples")
-        self._submit("terminate", trial.trial_id, status="FAILED" if status in ("errored", "diverged") else "FINISHED")
+        failed = status in (names.ERRORED, names.DIVERGED_STATUS)
+        self._submit("terminate", trial.trial_id, status="FAILED" if failed else "FINISHED")
 
     def _copy_sample_grid(self, trial) -> str | None:
         """Copy the last checkpoint's grid into the spool, so it can be logged after an outage too."""
@@ -290,6 +240,4 @@ class MlflowStudyCallback(Callback):
 
     def on_experiment_end(self, trials, **info):
         # the driver's last chance to log: give a restarting store some time before leaving writes spooled
-        deadline = time.time() + FINAL_FLUSH_TIMEOUT_S
-        while not self.flush(force=True) and time.time() < deadline:
-            time.sleep(RETRY_AFTER_S)
+        self.queue.drain(FINAL_FLUSH_TIMEOUT_S)

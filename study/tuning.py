@@ -14,7 +14,7 @@ from typing import Any
 from ray import tune
 
 from study.space import PBT_MUTABLE, ParamSpec, StudySpace
-from study.trial import GRID_PARAMS, SEED_INDEX
+from study.tune_config import grid_param_space, optuna_parameter_key, seed_axis
 
 
 @dataclass
@@ -37,10 +37,9 @@ def _tune_domain(spec: ParamSpec):
     }[spec.distribution]()
 
 
-def optuna_parameter_key(space: StudySpace, spec: ParamSpec) -> str:
-    """Optuna forbids one name with different distributions, so conditional variants get '#i'."""
+def _optuna_key(space: StudySpace, spec: ParamSpec) -> str:
     variants = [p for p in space.params if p.name == spec.name]
-    return spec.name if len(variants) == 1 else f"{spec.name}#{variants.index(spec)}"
+    return optuna_parameter_key(spec.name, variants.index(spec), len(variants))
 
 
 def _suggest(trial, key: str, spec: ParamSpec):
@@ -70,17 +69,15 @@ class DefineByRun:
         for name in self.space.param_names:
             active = [p for p in self.space.params if p.name == name and p.active(assigned)]
             if active:
-                assigned[name] = _suggest(trial, optuna_parameter_key(self.space, active[0]), active[0])
+                assigned[name] = _suggest(trial, _optuna_key(self.space, active[0]), active[0])
 
 
 def build_tune_setup(space: StudySpace, num_samples: int, seed: int) -> TuneSetup:
     seeds = space.seeds_per_config
     if space.search == "grid":
-        param_space = {GRID_PARAMS: tune.grid_search(space.grid_variants()), SEED_INDEX: tune.grid_search(list(range(seeds)))}
-        return TuneSetup(param_space, None, _scheduler(space), 1)
+        return TuneSetup(grid_param_space(space.grid_variants(), seeds), None, _scheduler(space), 1)
     if space.scheduler == "pbt":
-        param_space = {spec.name: _tune_domain(spec) for spec in space.params}
-        param_space[SEED_INDEX] = tune.grid_search(list(range(seeds)))
+        param_space = {spec.name: _tune_domain(spec) for spec in space.params} | seed_axis(seeds)
         return TuneSetup(param_space, None, _scheduler(space), num_samples)
 
     import optuna

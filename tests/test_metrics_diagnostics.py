@@ -5,19 +5,13 @@ import torch
 from scipy.stats import wasserstein_distance
 
 from gan.metrics.diagnostics import (
-    COVERAGE,
-    D_ACCURACY,
-    DENSITY,
-    MEAN_D_FAKE,
-    MEAN_D_REAL,
-    PRECISION,
-    RECALL,
     classifier_score,
     discriminator_balance,
     mode_coverage,
     precision_recall_density_coverage,
     sliced_wasserstein_distance,
 )
+from gan.names import COVERAGE, D_ACCURACY, DENSITY, EVAL_D_FAKE, EVAL_D_REAL, PRECISION, RECALL
 
 
 # ---- classifier score -------------------------------------------------------------------------------
@@ -120,8 +114,8 @@ def test_discriminator_balance_means_and_accuracy():
     real = np.array([0.9, 0.6, 0.4, 0.5])  # 3 correct (>= 0.5)
     fake = np.array([0.1, 0.7, 0.2])  # 2 correct (< 0.5)
     got = discriminator_balance(real, torch.tensor(fake))
-    assert got[MEAN_D_REAL] == pytest.approx(0.6)
-    assert got[MEAN_D_FAKE] == pytest.approx(1.0 / 3)
+    assert got[EVAL_D_REAL] == pytest.approx(0.6)
+    assert got[EVAL_D_FAKE] == pytest.approx(1.0 / 3)
     assert got[D_ACCURACY] == pytest.approx(5 / 7)
 
 

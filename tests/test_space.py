@@ -1,7 +1,3 @@
-import os
-import subprocess
-import sys
-
 import pytest
 
 from study.space import SPACE_DIR, SpaceError, load_space, resolve_space_path
@@ -90,30 +86,36 @@ def test_missing_space_file_lists_the_shipped_ones():
         resolve_space_path("/tmp/definitely/not/here.yaml")
 
 
-def _run_cli(args, cwd):
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    return subprocess.run([sys.executable, "-m", "study.run", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120)
+def run_cli(args, capsys) -> tuple[int, list[str]]:
+    """`python -m study.run ARGS` in this process: (exit status, lines on stderr)."""
+    from study.run import main
+
+    capsys.readouterr()
+    status = main(args)
+    return status, capsys.readouterr().err.strip().splitlines()
 
 
 @pytest.mark.parametrize("args,message", [
     (["--space", "missing.yaml"], "no such file"),
     (["--space", "BAD"], "unknown key 'schedular'"),
-    (["--space", "smoke.yaml", "--address", "127.0.0.1:1"], "Ray cluster at 127.0.0.1:1 is unreachable"),
-    (["--space", "smoke.yaml", "--tracking-uri", "http://127.0.0.1:1"], "MLflow tracking server http://127.0.0.1:1 is unreachable"),
-    (["--space", "smoke.yaml", "--tracking-uri", "/tmp/mlruns"], "plain file stores are refused"),
-    (["--space", "smoke.yaml", "--num-samples", "0"], "--num-samples must be >= 1"),
-    (["--space", "smoke.yaml", "--gpus-per-trial", "1.5"], "gpus_per_trial must be a fraction in [0, 1] or a whole number"),
+    (["--space", "GOOD", "--address", "127.0.0.1:1"], "Ray cluster at 127.0.0.1:1 is unreachable"),
+    (["--space", "GOOD", "--tracking-uri", "http://127.0.0.1:1"], "MLflow tracking server http://127.0.0.1:1 is unreachable"),
+    (["--space", "GOOD", "--tracking-uri", "/tmp/mlruns"], "plain file stores are refused"),
+    (["--space", "GOOD", "--num-samples", "0"], "--num-samples must be >= 1"),
+    (["--space", "GOOD", "--gpus-per-trial", "1.5"], "gpus_per_trial must be a fraction in [0, 1] or a whole number"),
     (["--space", "CIFAR"], "data set 'cifar10' not found under"),
-    (["--space", "smoke.yaml", "--resume"], "--resume: no MLflow store at sqlite:///"),
+    (["--space", "GOOD", "--resume"], "--resume: no MLflow store at sqlite:///"),
 ])
-def test_cli_bad_input_exits_2_with_one_line_before_ray_starts(tmp_path, args, message):
+def test_cli_bad_input_exits_2_with_one_line_before_ray_starts(tmp_path, monkeypatch, capsys, args, message):
+    import ray
+
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path, VALID, "GOOD")
     _write(tmp_path, "schedular: asha\nbudget: {steps: 1, eval_every: 1}\n", "BAD")
     _write(tmp_path, f"dataset: cifar10\ndata_root: {tmp_path / 'data'}\nbudget: {{steps: 1, eval_every: 1}}\n", "CIFAR")
-    args = [str(tmp_path / a) if a in ("BAD", "CIFAR") else a for a in args]
-    result = _run_cli(args, tmp_path)
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], result.stderr
-    assert "Traceback" not in result.stderr
+    args = [str(tmp_path / a) if a in ("GOOD", "BAD", "CIFAR") else a for a in args]
+    status, lines = run_cli(args, capsys)
+    assert status == 2, lines
+    assert len(lines) == 1 and message in lines[0], lines
+    assert not ray.is_initialized()
     assert not (tmp_path / "ray_results").exists() and not (tmp_path / "mlflow.db").exists()

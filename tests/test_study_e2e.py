@@ -6,6 +6,23 @@ from PIL import Image
 from gan.config import GanConfig
 from processes import run_study, study_runs
 
+# Two tiny MLP GAN trials (k = 1 and k = 2), evaluated with every metric.
+GRID_SPACE = """
+name: tiny_grid
+dataset: mnist5k
+fixed: {arch: mlp, g_width: 32, d_width: 32, g_depth: 1, d_depth: 1, z_dim: 16, batch_size: 32}
+search_space:
+  k: {grid: [1, 2]}
+search: grid
+scheduler: fifo
+metric: fid
+mode: min
+seeds_per_config: 1
+budget: {steps: 40, eval_every: 20}
+evaluation: {num_samples: 200}
+resources: {cpus_per_trial: 1, max_concurrent: 2}
+"""
+
 OPTUNA_SPACE = """
 name: tiny_optuna
 dataset: mnist5k
@@ -32,32 +49,33 @@ def run(tmp_path, space):
 
 
 @pytest.fixture(scope="module")
-def smoke_study(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("smoke")
-    client = run(tmp_path, "smoke.yaml")
+def grid_study(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("grid")
+    (tmp_path / "grid.yaml").write_text(GRID_SPACE)
+    client = run(tmp_path, str(tmp_path / "grid.yaml"))
     return tmp_path, client
 
 
-def test_smoke_study_logs_one_parent_and_a_child_per_trial(smoke_study):
-    _, client = smoke_study
+def test_grid_study_logs_one_parent_and_a_child_per_trial(grid_study):
+    _, client = grid_study
     parents, children = study_runs(client)
     assert len(parents) == 1 and len(children) == 2
     parent = parents[0]
-    assert parent.info.status == "FINISHED" and parent.data.tags["gan_study.space"] == "smoke.yaml"
+    assert parent.info.status == "FINISHED" and parent.data.tags["gan_study.space"] == "grid.yaml"
     assert parent.data.params["search"] == "grid" and parent.data.metrics["trials_completed"] == 2
     # the yardsticks of the data set, computed once per study
     assert parent.data.metrics["reference/classifier_test_accuracy"] >= 0.98
     assert parent.data.metrics["reference/fid_train_test"] < parent.data.metrics["reference/fid_test_noise"] / 10
     assert parent.data.metrics["reference/parzen_train_test"] > 0
-    assert [a.path for a in client.list_artifacts(parent.info.run_id, "space")] == ["space/smoke.yaml"]
+    assert [a.path for a in client.list_artifacts(parent.info.run_id, "space")] == ["space/grid.yaml"]
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert child.data.tags["gan_study.status"] == "completed" and child.info.status == "FINISHED"
         assert child.data.tags["gan_study.device"] == "cpu" and child.data.tags["gan_study.hostname"]
 
 
-def test_children_hold_parameters_metric_histories_and_sample_grid(smoke_study):
-    tmp_path, client = smoke_study
+def test_children_hold_parameters_metric_histories_and_sample_grid(grid_study):
+    tmp_path, client = grid_study
     _, children = study_runs(client)
     assert sorted(int(c.data.params["k"]) for c in children) == [1, 2]
     for child in children:

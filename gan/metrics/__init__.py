@@ -9,26 +9,13 @@ from gan.metrics.classifier import (
     train_classifier,
 )
 from gan.metrics.diagnostics import (
-    COVERAGE,
-    D_ACCURACY,
-    DENSITY,
-    MEAN_D_FAKE,
-    MEAN_D_REAL,
-    PRECISION,
-    RECALL,
     classifier_score,
     discriminator_balance,
     mode_coverage,
     precision_recall_density_coverage,
     sliced_wasserstein_distance,
 )
-from gan.metrics.fid import (
-    INCEPTION_WEIGHTS_ENV,
-    InceptionFeatures,
-    MissingInceptionWeights,
-    extract_features,
-    fid,
-)
+from gan.metrics.fid import extract_features, fid
 from gan.metrics.frechet import frechet_distance, frechet_distance_fast, gaussian_statistics
 from gan.metrics.parzen import (
     DEFAULT_SIGMAS,
@@ -40,10 +27,9 @@ from gan.metrics.parzen import (
 )
 
 __all__ = [
-    "CACHE_ENV", "COVERAGE", "DEFAULT_RECIPE", "DEFAULT_SIGMAS", "DENSITY", "D_ACCURACY", "INCEPTION_WEIGHTS_ENV",
-    "InceptionFeatures", "LeNet", "MEAN_D_FAKE", "MEAN_D_REAL", "MissingInceptionWeights", "PRECISION", "ParzenResult",
-    "RECALL", "TrainedClassifier", "TrainingRecipe", "classifier_score", "discriminator_balance", "extract_features",
-    "fid", "frechet_distance", "frechet_distance_fast", "gaussian_statistics", "load_or_train_classifier",
-    "mode_coverage", "parzen_log_densities", "parzen_log_likelihood", "parzen_protocol",
-    "precision_recall_density_coverage", "select_parzen_sigma", "sliced_wasserstein_distance", "train_classifier",
+    "CACHE_ENV", "DEFAULT_RECIPE", "DEFAULT_SIGMAS", "LeNet", "ParzenResult", "TrainedClassifier", "TrainingRecipe",
+    "classifier_score", "discriminator_balance", "extract_features", "fid", "frechet_distance", "frechet_distance_fast",
+    "gaussian_statistics", "load_or_train_classifier", "mode_coverage", "parzen_log_densities", "parzen_log_likelihood",
+    "parzen_protocol", "precision_recall_density_coverage", "select_parzen_sigma", "sliced_wasserstein_distance",
+    "train_classifier",
 ]

@@ -82,13 +82,6 @@ class TrainedClassifier:
     test_accuracy: float  # share of the test split classified correctly, in [0, 1]
     feature_dim: int
 
-    @torch.no_grad()
-    def predict_proba(self, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-        device = next(self.model.parameters()).device
-        return torch.cat([
-            F.softmax(self.model(images[i:i + batch_size].to(device)), dim=1) for i in range(0, len(images), batch_size)
-        ])
-
 
 def _random_shifts(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
     """Translate each image by an integer (dy, dx) in [−max_shift, max_shift], filling with zeros."""

@@ -8,9 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-# Result keys.
-PRECISION, RECALL, DENSITY, COVERAGE = "precision", "recall", "density", "coverage"
-MEAN_D_REAL, MEAN_D_FAKE, D_ACCURACY = "mean_d_real", "mean_d_fake", "d_accuracy"
+from gan.names import COVERAGE, D_ACCURACY, DENSITY, EVAL_D_FAKE, EVAL_D_REAL, PRECISION, RECALL
 
 DEFAULT_K_PR = 3  # Kynkäänniemi et al. 2019
 DEFAULT_K_DC = 5  # Naeem et al. 2020
@@ -120,8 +118,8 @@ def discriminator_balance(d_real_probs, d_fake_probs) -> dict[str, float]:
     real, fake = _float64(d_real_probs).ravel(), _float64(d_fake_probs).ravel()
     correct = (real >= D_THRESHOLD).sum() + (fake < D_THRESHOLD).sum()
     return {
-        MEAN_D_REAL: float(real.mean()),
-        MEAN_D_FAKE: float(fake.mean()),
+        EVAL_D_REAL: float(real.mean()),
+        EVAL_D_FAKE: float(fake.mean()),
         D_ACCURACY: float(correct) / (len(real) + len(fake)),
     }
 

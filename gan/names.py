@@ -1,0 +1,84 @@
+"""Every name a run reports and a study records: metric keys, MLflow tags, parameters, artifacts.
+
+One home for the strings that gan/, study/ and reports/ must agree on. Plain strings only: importing
+this module imports neither torch, Ray nor MLflow, so reports/ can use it without the training stack.
+"""
+from __future__ import annotations
+
+# --- what a training run reports at every evaluation (gan.run) ------------------------------------
+STEP = "step"  # generator steps done; the x axis of every metric history
+D_STEPS = "d_steps"  # discriminator steps done
+EPOCH = "epoch"  # passes of D over the training split
+LOSS_D, LOSS_G = "loss_d", "loss_g"  # mean training losses since the last evaluation
+TRAIN_D_REAL, TRAIN_D_FAKE = "d_real", "d_fake"  # mean D(x), D(G(z)) on D's training minibatches
+LR_G, LR_D, K = "lr_g", "lr_d", "k"  # reported each time: PBT may change them during a run
+G_PARAMS, D_PARAMS = "g_params", "d_params"
+TOTAL_STEPS = "total_steps"
+RESTORED_FROM_STEP = "restored_from_step"  # the generator step this process resumed at (0: a fresh start)
+DIVERGED = "diverged"  # 1 once a loss or parameter became non-finite
+DONE_TRAINING = "done_training"  # the run reached its budget (not a metric: a flag)
+REGIME = "regime"  # gan.evaluation.balance_regime of this evaluation (not a metric: a label)
+TIME_TRAIN_S, TIME_EVAL_S, TIME_FINAL_EVAL_S = "time_train_s", "time_eval_s", "time_final_eval_s"
+
+# --- evaluation metrics (gan.evaluation), on the validation split during training ----------------
+FID = "fid"
+PIXEL_FD = "pixel_fd"
+PARZEN, PARZEN_SEM, PARZEN_SIGMA = "parzen", "parzen_sem", "parzen_sigma"
+CLASSES_COVERED, MODE_KL = "classes_covered", "mode_kl"
+PRECISION, RECALL, DENSITY, COVERAGE = "precision", "recall", "density", "coverage"
+CLASSIFIER_SCORE = "classifier_score"
+SLICED_WASSERSTEIN = "sliced_wasserstein"
+EVAL_D_REAL, EVAL_D_FAKE = "eval_d_real", "eval_d_fake"  # mean D on held-out reals and fresh fakes, D in eval mode
+D_GAP, D_ACCURACY = "d_gap", "d_accuracy"
+
+EVALUATION_METRICS = (FID, PIXEL_FD, PARZEN, PARZEN_SEM, PARZEN_SIGMA, CLASSES_COVERED, MODE_KL, PRECISION, RECALL,
+                      DENSITY, COVERAGE, CLASSIFIER_SCORE, SLICED_WASSERSTEIN, EVAL_D_REAL, EVAL_D_FAKE, D_GAP,
+                      D_ACCURACY)
+TRAINING_METRICS = (LOSS_D, LOSS_G, TRAIN_D_REAL, TRAIN_D_FAKE)
+
+FINAL_PREFIX = "final/"  # the final evaluation: test split, protocol sample sizes
+
+
+def final(name: str) -> str:
+    return FINAL_PREFIX + name
+
+
+# --- the study's parent run ------------------------------------------------------------------------
+REFERENCE_PREFIX = "reference/"  # what real data scores on the same metrics (gan.evaluation.reference_scores)
+FID_TRAIN_TEST, FID_TEST_NOISE = "fid_train_test", "fid_test_noise"
+PARZEN_TRAIN_TEST = "parzen_train_test"
+CLASSIFIER_TEST_ACCURACY = "classifier_test_accuracy"
+TRIALS_TOTAL = "trials_total"
+TRIALS_PREFIX = "trials_"  # trials_<status>: how many trials ended with each status
+STUDY_WALL_TIME_S = "study_wall_time_s"
+
+
+def reference(name: str) -> str:
+    return REFERENCE_PREFIX + name
+
+
+# --- parameters of a trial's run beside its GanConfig fields ---------------------------------------
+CAPACITY_RATIO_LOG2 = "capacity_ratio_log2"  # log2(d_width / g_width)
+
+# --- tags ------------------------------------------------------------------------------------------
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: nests a trial's run under the study's
+ROLE_TAG = "gan_study.role"  # ROLE_STUDY on a parent run, ROLE_TRIAL on a child run
+ROLE_STUDY, ROLE_TRIAL = "study", "trial"
+TRIAL_ID_TAG = "gan_study.trial_id"  # Tune's trial id
+STATUS_TAG = "gan_study.status"
+REGIME_TAG = "gan_study.regime"  # the balance regime of the trial's last evaluation
+SPACE_TAG = "gan_study.space"
+DATASET_TAG = "gan_study.dataset"
+PLACEMENT_KEYS = ("hostname", "node_id", "device", "gpu_ids")  # reported by a trial, tagged gan_study.<key>
+
+
+def placement_tag(key: str) -> str:
+    return f"gan_study.{key}"
+
+
+# A trial's status (STATUS_TAG); a study's parent run uses RUNNING, COMPLETED and INTERRUPTED.
+RUNNING, COMPLETED, STOPPED_EARLY, DIVERGED_STATUS, ERRORED = "running", "completed", "stopped_early", "diverged", "errored"
+INTERRUPTED = "interrupted"
+
+# --- artifacts -------------------------------------------------------------------------------------
+SAMPLES_ARTIFACT = "samples/samples.png"  # a trial's 8 x 8 fixed-noise sample grid

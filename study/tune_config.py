@@ -1,0 +1,67 @@
+"""The Tune config of a trial: how a StudySpace's sampled values are encoded, and decoded in the trial.
+
+Tune hands each trial a dict. Its keys, all defined here:
+- grid search: GRID_PARAMS holds one grid point (a dict of parameter values), SEED_INDEX the seed offset;
+- PBT: each searched parameter under its own name, SEED_INDEX the seed offset;
+- Optuna (and random): each parameter under `optuna_parameter_key` ("name", or "name#i" for the i-th
+  conditional variant of one parameter: Optuna forbids one name with different distributions), and
+  Tune's Repeater adds REPEATER_INDEX as the seed offset.
+`trial_params` turns any of them back into the flat GanConfig parameters of the trial.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gan.run import Budget, EvaluationPlan
+
+GRID_PARAMS = "params"  # the grid search passes each grid point as one dict
+SEED_INDEX = "seed_index"  # set by the grid and PBT variants
+REPEATER_INDEX = "__trial_index__"  # set by ray.tune.search.Repeater around Optuna
+VARIANT_SEPARATOR = "#"
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What every trial of a study shares; resolved on the driver (absolute paths)."""
+
+    dataset: str
+    data_root: str | None
+    fixed: dict[str, Any]
+    budget: Budget
+    evaluation: EvaluationPlan
+    metric: str
+    mode: str
+    base_seed: int
+
+
+def optuna_parameter_key(name: str, variant: int, variants: int) -> str:
+    """The key of the `variant`-th of `variants` conditional specs of parameter `name`."""
+    return name if variants == 1 else f"{name}{VARIANT_SEPARATOR}{variant}"
+
+
+def grid_param_space(grid_points: list[dict[str, Any]], seeds: int) -> dict[str, Any]:
+    from ray import tune
+
+    return {GRID_PARAMS: tune.grid_search(grid_points), SEED_INDEX: tune.grid_search(list(range(seeds)))}
+
+
+def seed_axis(seeds: int) -> dict[str, Any]:
+    from ray import tune
+
+    return {SEED_INDEX: tune.grid_search(list(range(seeds)))}
+
+
+def trial_params(config: dict[str, Any], settings: TrialSettings) -> dict[str, Any]:
+    """The flat GanConfig parameters of a trial: fixed values, sampled values and its seed."""
+    params = dict(settings.fixed)
+    seed_index = 0
+    for key, value in config.items():
+        if key == GRID_PARAMS:
+            params.update(value)
+        elif key in (SEED_INDEX, REPEATER_INDEX):
+            seed_index = int(value)
+        else:
+            params[key.split(VARIANT_SEPARATOR)[0]] = value
+    params["seed"] = settings.base_seed + seed_index
+    return params
