@@ -5,6 +5,7 @@ validated once here into a frozen dataclass, so nothing below reads `dict.get(ke
 
 Paper names, documented once:
     k        = d_steps_per_g_step (Algorithm 1 of Goodfellow et al. 2014)
+    z        = the noise G maps to images: N(0, I) ("gaussian") or U(-√3, √3)^z_dim ("uniform", unit variance)
     lr_g/lr_d = learning rates of G and D
     g_width  = hidden units per layer (mlp) or ngf, the base channel count (dcgan)
     d_width  = hidden units per layer (mlp) or ndf (dcgan)
@@ -22,6 +23,13 @@ ARCHITECTURES = ("mlp", "dcgan")
 LOSS_NAMES = ("minimax", "nonsaturating")
 OPTIMIZERS = ("sgd", "adam")
 D_ACTIVATIONS = ("maxout", "leakyrelu")
+NOISE_DISTRIBUTIONS = ("gaussian", "uniform")
+# how the parameters of G and D are updated in one iteration of Algorithm 1
+UPDATE_ORDERS = (
+    "alternating",  # k D steps, then one G step on fresh noise against the updated D (the paper's Algorithm 1)
+    "simultaneous",  # one forward pass; D's and G's gradients from the same minibatch, applied together (the 2014 code)
+)
+G_OUTPUT_BIASES = ("default", "marginals")  # marginals: sigmoid(bias) = the training pixels' means (2014 code)
 # What may change when a run continues from another run's state (PBT): not the networks' shapes.
 OPTIMISATION_HYPERPARAMETERS = ("lr_g", "lr_d", "beta1", "beta2", "momentum", "k")
 
@@ -42,7 +50,14 @@ class GanConfig:
     # mlp discriminator (Goodfellow et al. 2014: maxout + dropout)
     d_activation: str = "maxout"
     maxout_pieces: int = 5
-    d_dropout: float = 0.5
+    d_dropout: float = 0.5  # on the inputs of D's hidden-to-hidden and output layers
+    d_input_dropout: float = 0.0  # on D's input pixels (the 2014 code: 0.2, i.e. pixels kept with p = 0.8)
+    g_output_bias: str = "default"  # mlp G's sigmoid output bias: PyTorch's default init, or from the data
+    # initialisation: 0 keeps the architecture's own (PyTorch's default for mlp, N(0, 0.02) for dcgan);
+    # r > 0 draws every weight from U(-r, r) and sets biases to 0 (pylearn2's irange; the 2014 code: G 0.05, D 0.005)
+    g_init_range: float = 0.0
+    d_init_range: float = 0.0
+    noise: str = "gaussian"
     # dcgan switches (Radford et al. 2015)
     g_batchnorm: bool = True
     d_batchnorm: bool = True
@@ -56,31 +71,58 @@ class GanConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     momentum: float = 0.5
+    # SGD schedules of the 2014 code (pylearn2's ExponentialDecay and MomentumAdjustor):
+    # lr divided by lr_decay after every generator step, never below lr_min (lr_decay 1: constant);
+    # momentum from `momentum` to `momentum_final` linearly over epochs momentum_ramp_start..momentum_ramp_end
+    # (an epoch is one pass of D over the training split; momentum_ramp_end 0: constant momentum)
+    lr_decay: float = 1.0
+    lr_min: float = 0.0
+    momentum_final: float = 0.5
+    momentum_ramp_start: int = 0
+    momentum_ramp_end: int = 0
+    updates: str = "alternating"
     batch_size: int = 64
     seed: int = 0
 
     def __post_init__(self) -> None:
+        # every field's domain, so that a search space can be checked value by value before any trial runs
         for name, allowed in (
             ("arch", ARCHITECTURES),
             ("loss", LOSS_NAMES),
             ("optimizer", OPTIMIZERS),
             ("d_activation", D_ACTIVATIONS),
+            ("noise", NOISE_DISTRIBUTIONS),
+            ("updates", UPDATE_ORDERS),
+            ("g_output_bias", G_OUTPUT_BIASES),
         ):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         for name in ("z_dim", "g_width", "d_width", "k", "batch_size", "maxout_pieces"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("g_depth", "d_depth"):
+        for name in ("g_depth", "d_depth", "seed", "momentum_ramp_start", "momentum_ramp_end"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.arch == "mlp" and min(self.g_depth, self.d_depth) < 1:
             raise ConfigError("mlp needs g_depth >= 1 and d_depth >= 1 hidden layers")
         for name in ("lr_g", "lr_d"):
-            if not getattr(self, name) > 0:
+            if not 0 < getattr(self, name) < math.inf:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        if not 0 <= self.d_dropout < 1:
-            raise ConfigError(f"d_dropout must be in [0, 1), got {self.d_dropout}")
+        for name in ("d_dropout", "d_input_dropout", "beta1", "beta2", "momentum", "momentum_final"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        for name in ("leaky_slope", "g_init_range", "d_init_range", "lr_min"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 1 <= self.lr_decay < math.inf:
+            raise ConfigError(f"lr_decay must be >= 1 (1: no decay), got {self.lr_decay}")
+        if self.momentum_ramp_end and self.momentum_ramp_end <= self.momentum_ramp_start:
+            raise ConfigError(f"momentum_ramp_end must be > momentum_ramp_start ({self.momentum_ramp_start}) or 0, "
+                              f"got {self.momentum_ramp_end}")
+        if self.updates == "simultaneous" and self.k != 1:
+            raise ConfigError(f"updates: simultaneous makes one D and one G update per minibatch: k must be 1, got {self.k}")
+        if self.arch != "mlp" and (self.g_output_bias != "default" or self.d_input_dropout):
+            raise ConfigError("g_output_bias and d_input_dropout apply to arch mlp only")
 
     @property
     def capacity_ratio_log2(self) -> float:

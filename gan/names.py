@@ -18,6 +18,7 @@ RESTORED_FROM_STEP = "restored_from_step"  # the generator step this process res
 DIVERGED = "diverged"  # 1 once a loss or parameter became non-finite
 DONE_TRAINING = "done_training"  # the run reached its budget (not a metric: a flag)
 REGIME = "regime"  # gan.evaluation.balance_regime of this evaluation (not a metric: a label)
+CONVERGENCE = "convergence"  # gan.convergence label of the run so far (not a metric: a label)
 TIME_TRAIN_S, TIME_EVAL_S, TIME_FINAL_EVAL_S = "time_train_s", "time_eval_s", "time_final_eval_s"
 
 # --- evaluation metrics (gan.evaluation), on the validation split during training ----------------
@@ -30,17 +31,26 @@ CLASSIFIER_SCORE = "classifier_score"
 SLICED_WASSERSTEIN = "sliced_wasserstein"
 EVAL_D_REAL, EVAL_D_FAKE = "eval_d_real", "eval_d_fake"  # mean D on held-out reals and fresh fakes, D in eval mode
 D_GAP, D_ACCURACY = "d_gap", "d_accuracy"
+MODES_COVERED, MODES_KL = "modes_covered", "modes_kl"  # Stacked MNIST: of 1,000 modes; KL(p̂(mode) ‖ uniform), nats
+KID, KID_STD = "kid", "kid_std"  # kernel (MMD²) distance on classifier features: mean, std over subsets
+FID_INCEPTION = "fid_inception"  # FID on pytorch-fid's Inception-v3 pool3 features: final evaluation only
 
 EVALUATION_METRICS = (FID, PIXEL_FD, PARZEN, PARZEN_SEM, PARZEN_SIGMA, CLASSES_COVERED, MODE_KL, PRECISION, RECALL,
                       DENSITY, COVERAGE, CLASSIFIER_SCORE, SLICED_WASSERSTEIN, EVAL_D_REAL, EVAL_D_FAKE, D_GAP,
-                      D_ACCURACY)
+                      D_ACCURACY, MODES_COVERED, MODES_KL, KID, KID_STD, FID_INCEPTION)
 TRAINING_METRICS = (LOSS_D, LOSS_G, TRAIN_D_REAL, TRAIN_D_FAKE)
 
 FINAL_PREFIX = "final/"  # the final evaluation: test split, protocol sample sizes
+BEST_PREFIX = "best/"  # the best value over a run's evaluations so far (validation split), e.g. best/fid
+BEST_STEP_SUFFIX = "_step"  # best/fid_step: the generator step of best/fid
 
 
 def final(name: str) -> str:
     return FINAL_PREFIX + name
+
+
+def best(name: str) -> str:
+    return BEST_PREFIX + name
 
 
 # --- the study's parent run ------------------------------------------------------------------------
@@ -48,6 +58,9 @@ REFERENCE_PREFIX = "reference/"  # what real data scores on the same metrics (ga
 FID_TRAIN_TEST, FID_TEST_NOISE = "fid_train_test", "fid_test_noise"
 PARZEN_TRAIN_TEST = "parzen_train_test"
 CLASSIFIER_TEST_ACCURACY = "classifier_test_accuracy"
+KID_TRAIN_TEST = "kid_train_test"  # KID(train split, test split) ± its std over subsets (kid_train_test_std)
+MODES_COVERED_TEST, MODES_KL_TEST = "modes_covered_test", "modes_kl_test"  # real stacked test data, same sample size
+FID_INCEPTION_TRAIN_TEST = "fid_inception_train_test"
 TRIALS_TOTAL = "trials_total"
 TRIALS_PREFIX = "trials_"  # trials_<status>: how many trials ended with each status
 STUDY_WALL_TIME_S = "study_wall_time_s"
@@ -59,6 +72,7 @@ def reference(name: str) -> str:
 
 # --- parameters of a trial's run beside its GanConfig fields ---------------------------------------
 CAPACITY_RATIO_LOG2 = "capacity_ratio_log2"  # log2(d_width / g_width)
+PACK = "pack"  # PacGAN's m: samples D judges at once (a GanConfig field; the reports group by it)
 
 # --- tags ------------------------------------------------------------------------------------------
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: nests a trial's run under the study's
@@ -67,8 +81,14 @@ ROLE_STUDY, ROLE_TRIAL = "study", "trial"
 TRIAL_ID_TAG = "gan_study.trial_id"  # Tune's trial id
 STATUS_TAG = "gan_study.status"
 REGIME_TAG = "gan_study.regime"  # the balance regime of the trial's last evaluation
+CONVERGENCE_TAG = "gan_study.convergence"  # converged / still_improving / diverged (gan.convergence)
 SPACE_TAG = "gan_study.space"
 DATASET_TAG = "gan_study.dataset"
+CONFIG_ID_TAG = "gan_study.config_id"  # a hash of a trial's parameters without its seed: equal across its seeds
+ERROR_TAG = "gan_study.error"  # the last line of the exception that ended an errored trial
+DESCRIPTION_TAG = "mlflow.note.content"  # MLflow's own: a run's Markdown description, shown on its page
+# MLflow's own experiment tag: the UI opens an experiment of this kind on its runs table, not on GenAI traces
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND_TRAINING = "mlflow.experimentKind", "custom_model_development"
 PLACEMENT_KEYS = ("hostname", "node_id", "device", "gpu_ids")  # reported by a trial, tagged gan_study.<key>
 
 
@@ -76,9 +96,15 @@ def placement_tag(key: str) -> str:
     return f"gan_study.{key}"
 
 
-# A trial's status (STATUS_TAG); a study's parent run uses RUNNING, COMPLETED and INTERRUPTED.
+# A trial's status (STATUS_TAG); a study's parent run uses RUNNING, COMPLETED, COMPLETED_WITH_ERRORS (some
+# trials errored), FAILED (every trial errored) and INTERRUPTED.
 RUNNING, COMPLETED, STOPPED_EARLY, DIVERGED_STATUS, ERRORED = "running", "completed", "stopped_early", "diverged", "errored"
-INTERRUPTED = "interrupted"
+INTERRUPTED, FAILED, COMPLETED_WITH_ERRORS = "interrupted", "failed", "completed_with_errors"
+
+# --- a trial that cannot run (study.trial): its last result says why, and it is not retried ------------
+ERROR = "error"  # the exception's last line (not a metric: a label)
+ERROR_TEXT = "error_text"  # the full traceback (not a metric: logged as the artifact ERROR_ARTIFACT)
 
 # --- artifacts -------------------------------------------------------------------------------------
 SAMPLES_ARTIFACT = "samples/samples.png"  # a trial's 8 x 8 fixed-noise sample grid
+ERROR_ARTIFACT = "error.txt"  # an errored trial's full error text (traceback, or Ray's error file)

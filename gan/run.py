@@ -17,6 +17,7 @@ import torch
 
 from gan import names
 from gan.config import GanConfig
+from gan.convergence import convergence
 from gan.data import DataSplits
 from gan.evaluation import FINAL_PARZEN_SAMPLES, balance_regime, evaluate
 from gan.metrics import TrainedClassifier
@@ -58,6 +59,17 @@ class EvaluationPlan:
     num_samples: int = 1000  # generated samples per evaluation during training
     metrics: tuple[str, ...] = ()  # names in gan.evaluation.METRICS
     final: bool = True  # run the final protocol evaluation on the test split at the end
+    # the metrics of the evaluations during training, when cheaper than `metrics` (empty: the same);
+    # the final evaluation always computes `metrics`
+    training_metrics: tuple[str, ...] = ()
+
+    @property
+    def during_training(self) -> tuple[str, ...]:
+        return self.training_metrics or self.metrics
+
+
+# The validation score whose history decides convergence and `best/`: the classifier FID, else the pixel FD.
+TRACKED_SCORES = (names.FID, names.PIXEL_FD)
 
 
 # on_report(metrics of this evaluation, the trainer after it): called once per evaluation, in order.
@@ -96,9 +108,12 @@ def train_and_evaluate(
         seconds[key] += time.perf_counter() - started
         return value
 
-    def scores(reference, num_samples: int) -> dict[str, float]:
-        return evaluate(trainer, reference, data.validation, evaluation.metrics, num_samples, eval_seed, classifier,
+    def scores(reference, num_samples: int, metrics: tuple[str, ...]) -> dict[str, float]:
+        return evaluate(trainer, reference, data.validation, metrics, num_samples, eval_seed, classifier,
                         data.num_classes)
+
+    tracked = next((name for name in TRACKED_SCORES if name in evaluation.during_training), None)
+    history = trainer.score_history  # (step, tracked validation score), kept in the trainer's checkpoints
 
     while trainer.step < total_steps and not trainer.diverged:
         # (1) train up to the next evaluation point
@@ -117,16 +132,24 @@ def train_and_evaluate(
             report[names.REGIME] = balance_regime({}, diverged=True, num_classes=data.num_classes)
         else:
             # (2) evaluate on the validation split
-            current = timed(names.TIME_EVAL_S, lambda: scores(data.validation, evaluation.num_samples))
+            current = timed(names.TIME_EVAL_S,
+                            lambda: scores(data.validation, evaluation.num_samples, evaluation.during_training))
             report.update(current)
+            if tracked is not None:
+                history.append((trainer.step, current[tracked]))
+                best_step, best_value = min(history, key=lambda point: point[1])
+                report.update({names.best(tracked): best_value,
+                               names.best(tracked) + names.BEST_STEP_SUFFIX: best_step})
             # (3) the final evaluation on the test split at the protocol sizes (10,000 samples)
             if trainer.step >= total_steps:
                 report[names.DONE_TRAINING] = True
                 if evaluation.final:
                     size = max(evaluation.num_samples, FINAL_PARZEN_SAMPLES)
-                    current = timed(names.TIME_FINAL_EVAL_S, lambda: scores(data.test, size))
+                    current = timed(names.TIME_FINAL_EVAL_S, lambda: scores(data.test, size, evaluation.metrics))
                     report.update({names.final(name): value for name, value in current.items()})
             report[names.REGIME] = balance_regime(current, diverged=False, num_classes=data.num_classes)
+        if tracked is not None:
+            report[names.CONVERGENCE] = convergence(history, total_steps, diverged=stats.diverged)
         report.update(seconds)
         # (4) hand the evaluation to the caller, with the trainer for checkpoints and sample grids
         on_report(report, trainer)

@@ -12,13 +12,14 @@ import torch
 
 from gan.config import OPTIMISATION_HYPERPARAMETERS, GanConfig
 from gan.losses import LOSSES
-from gan.models import build_gan, generator_outputs_tanh, parameter_count
+from gan.models import MlpGenerator, build_gan, generator_outputs_tanh, parameter_count
 
 GRID_SAMPLES = 64
 # An exploited PBT checkpoint comes from another trial, with its own seed (its RNG states come along).
 RESTORABLE_CHANGES = (*OPTIMISATION_HYPERPARAMETERS, "seed")
 # Check for non-finite losses this often: a host sync per step would stall a GPU.
 DIVERGENCE_CHECK_EVERY = 50
+UNIFORM_HALF_WIDTH = 3 ** 0.5  # U(−√3, √3) has unit variance, like N(0, 1) (the 2014 code's "uniform" noise)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class GanTrainer:
             generator, discriminator = build_gan(config, self.image_shape)
             self._dropout_rng_state = torch.get_rng_state()
             self._dropout_cuda_rng_state = None
+        if config.g_output_bias == "marginals" and isinstance(generator, MlpGenerator):
+            generator.set_output_bias_from_marginals(train_images.float().mean(dim=0))
         self.generator = generator.to(self.device)
         self.discriminator = discriminator.to(self.device)
         self.tanh_output = generator_outputs_tanh(config.arch)
@@ -67,10 +70,13 @@ class GanTrainer:
         self.rng.manual_seed(config.seed)
         grid_rng = torch.Generator(device=self.device)
         grid_rng.manual_seed(config.seed + 1)
-        self.fixed_noise = torch.randn(GRID_SAMPLES, config.z_dim, generator=grid_rng, device=self.device)
+        self.fixed_noise = self._noise(GRID_SAMPLES, grid_rng)
         self.step = 0
         self.d_steps = 0
         self.diverged = False
+        # (generator step, validation score) of the run's evaluations, kept by its caller (gan.run) and
+        # checkpointed here, so that a resumed run still knows its best score and whether it converged
+        self.score_history: list[tuple[int, float]] = []
 
     # --- sizes -----------------------------------------------------------------------------
     @property
@@ -82,8 +88,31 @@ class GanTrainer:
         return parameter_count(self.discriminator)
 
     # --- training ----------------------------------------------------------------------------
-    def _noise(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.config.z_dim, generator=self.rng, device=self.device)
+    def _noise(self, n: int, rng: torch.Generator | None = None) -> torch.Tensor:
+        """n x z_dim noise from the configured distribution: N(0, 1) or U(−√3, √3) (both unit variance)."""
+        rng = self.rng if rng is None else rng
+        if self.config.noise == "uniform":
+            return (torch.rand(n, self.config.z_dim, generator=rng, device=self.device) * 2 - 1) * UNIFORM_HALF_WIDTH
+        return torch.randn(n, self.config.z_dim, generator=rng, device=self.device)
+
+    def _apply_schedules(self) -> None:
+        """The 2014 code's SGD schedules, as functions of the steps done (so a restored run continues them):
+        lr = max(lr_0 / lr_decay^t, lr_min) after t generator steps; momentum rises linearly from `momentum`
+        to `momentum_final` over epochs momentum_ramp_start..momentum_ramp_end, held constant within an epoch."""
+        config = self.config
+        if config.lr_decay != 1.0:
+            for optimizer, lr in ((self.opt_g, config.lr_g), (self.opt_d, config.lr_d)):
+                for group in optimizer.param_groups:
+                    group["lr"] = max(lr / config.lr_decay ** self.step, config.lr_min)
+        if config.momentum_ramp_end and config.optimizer == "sgd":
+            epochs_done = self.d_steps * config.batch_size // len(self.train_images)
+            # pylearn2's MomentumAdjustor counts monitor calls: 1 before the first epoch, +1 after each
+            share = (epochs_done + 1 - config.momentum_ramp_start) / (config.momentum_ramp_end - config.momentum_ramp_start)
+            share = min(max(share, 0.0), 1.0)
+            momentum = config.momentum + (config.momentum_final - config.momentum) * share
+            for optimizer in (self.opt_g, self.opt_d):
+                for group in optimizer.param_groups:
+                    group["momentum"] = momentum
 
     def _real_batch(self) -> torch.Tensor:
         idx = torch.randint(len(self.train_images), (self.config.batch_size,), generator=self.rng, device=self.device)
@@ -91,6 +120,10 @@ class GanTrainer:
 
     def _train_one_iteration(self, sums: torch.Tensor) -> None:
         """One outer iteration of Algorithm 1; adds (loss_d, loss_g, D(x), D(G(z))) sums into `sums`."""
+        self._apply_schedules()
+        if self.config.updates == "simultaneous":
+            self._train_simultaneously(sums)
+            return
         m = self.config.batch_size
         # (1) k times: update D to ascend mean[log D(x) + log(1 - D(G(z)))]
         for _ in range(self.config.k):
@@ -118,6 +151,29 @@ class GanTrainer:
         self.discriminator.requires_grad_(True)
         self.step += 1
         sums[1] += loss_g.detach()
+
+    def _train_simultaneously(self, sums: torch.Tensor) -> None:
+        """The 2014 code's step (k = 1): one minibatch of reals and fakes, one forward pass through D (one set of
+        dropout masks); D's gradient of its loss and G's gradient of its loss, both from that pass, applied together."""
+        real = self._real_batch()
+        fake = self.generator(self._noise(self.config.batch_size))
+        d_real_logits = self.discriminator(real)
+        d_fake_logits = self.discriminator(fake)
+        loss_d = self.loss.discriminator(d_real_logits, d_fake_logits)
+        loss_g = self.loss.generator(d_fake_logits)
+        d_params, g_params = list(self.discriminator.parameters()), list(self.generator.parameters())
+        d_grads = torch.autograd.grad(loss_d, d_params, retain_graph=True)
+        g_grads = torch.autograd.grad(loss_g, g_params)
+        for params, grads in ((d_params, d_grads), (g_params, g_grads)):
+            for param, grad in zip(params, grads):
+                param.grad = grad
+        self.opt_d.step()
+        self.opt_g.step()
+        self.d_steps += 1
+        self.step += 1
+        with torch.no_grad():
+            sums += torch.stack([loss_d.detach(), loss_g.detach(), torch.sigmoid(d_real_logits).mean(),
+                                 torch.sigmoid(d_fake_logits).mean()])
 
     def parameters_finite(self) -> bool:
         return all(bool(torch.isfinite(p).all()) for m in (self.generator, self.discriminator) for p in m.parameters())
@@ -161,8 +217,7 @@ class GanTrainer:
         self.generator.eval()
         chunks = []
         for start in range(0, num_samples, batch_size):
-            n = min(batch_size, num_samples - start)
-            z = torch.randn(n, self.config.z_dim, generator=rng, device=self.device)
+            z = self._noise(min(batch_size, num_samples - start), rng)
             chunks.append(self._to_unit(self.generator(z)).clamp_(0, 1))
         self.generator.train(was_training)
         return torch.cat(chunks)
@@ -204,6 +259,7 @@ class GanTrainer:
             "step": self.step,
             "d_steps": self.d_steps,
             "diverged": self.diverged,
+            "score_history": [[int(step), float(value)] for step, value in self.score_history],
         }
 
     def load_state_dict(self, state: dict, allow_hyperparameter_change: bool = False) -> None:
@@ -230,6 +286,7 @@ class GanTrainer:
         self.step = state["step"]
         self.d_steps = state["d_steps"]
         self.diverged = state["diverged"]
+        self.score_history = [(int(step), float(value)) for step, value in state.get("score_history", [])]
 
 
 def save_image(image: torch.Tensor, path) -> None:

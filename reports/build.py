@@ -49,12 +49,14 @@ def build_report(tracking_uri: str, experiment: str, run_id: str | None = None, 
     out.mkdir(parents=True, exist_ok=True)
 
     imbalance, imbalance_table = tables.imbalance_table(study)
+    paired, paired_table, findings = tables.paired_effects_table(study)
     effects, effects_table = tables.effect_sizes(study)
-    csv_files = [out / "trials.csv", out / "imbalance.csv", out / "effect_sizes.csv"]
+    csv_files = [out / "trials.csv", out / "imbalance.csv", out / "paired_effects.csv", out / "effect_sizes.csv"]
     tables.trials_csv_frame(study).to_csv(csv_files[0], index=False)
     imbalance.to_csv(csv_files[1], index=False)
-    effects.to_csv(csv_files[2], index=False)
-    shown = [imbalance_table, effects_table]
+    paired.to_csv(csv_files[2], index=False)
+    effects.to_csv(csv_files[3], index=False)
+    shown = [imbalance_table, paired_table, effects_table]
     importances = tables.optuna_importances(study)
     if importances is not None:
         csv_files.append(out / "optuna_importances.csv")
@@ -63,7 +65,7 @@ def build_report(tracking_uri: str, experiment: str, run_id: str | None = None, 
     figures = plots.draw_all(study, out)
 
     parts = render.ReportParts(f"GAN study report: {study.parent_name}", tables.header(study), shown, figures,
-                               csv_files)
+                               csv_files, findings, tables.findings_note(study))
     html_path = md_path = None
     if "html" in formats:
         html_path = out / "report.html"
@@ -71,7 +73,8 @@ def build_report(tracking_uri: str, experiment: str, run_id: str | None = None, 
     if "md" in formats:
         md_path = out / "report.md"
         md_path.write_text(render.markdown(parts, out), encoding="utf-8")
-    paths = ReportPaths(out, html_path, md_path, [f.path for f in figures], csv_files, study.parent_run_id)
+    paths = ReportPaths(out, html_path, md_path, [f.path for f in figures], csv_files, study.parent_run_id,
+                        summary_markdown=render.findings_markdown(parts))
     if log_artifacts:
         try:
             for path in paths.files:

@@ -29,7 +29,7 @@ class ReportError(StoreError):
 class StudyData:
     """One study as MLflow holds it.
 
-    trials: one row per child run; columns run_id, trial_id, status, regime, start, end,
+    trials: one row per child run; columns run_id, trial_id, status, regime, convergence, start, end,
     duration_s, then `param.<name>` (numbers parsed where they are numbers) and
     `metric.<name>` (the trial's value of each metric, final/ preferred, see the module doc).
     """
@@ -90,6 +90,7 @@ def trial_frame(children: list) -> pd.DataFrame:
             "trial_id": run.data.tags.get(names.TRIAL_ID_TAG, run.info.run_name),
             "status": run.data.tags.get(names.STATUS_TAG, "unknown"),
             "regime": run.data.tags.get(names.REGIME_TAG),
+            "convergence": run.data.tags.get(names.CONVERGENCE_TAG),
             "start": start,
             "end": end,
             "duration_s": (end - start) / 1000 if start and end else np.nan,

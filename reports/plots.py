@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 
 from gan import names
 from reports.load import METRIC_PREFIX, StudyData, download_samples, metric_history
-from reports.tables import CAPACITY, group_keys, summarize, with_factors
+from reports import effects
+from reports.tables import CAPACITY, comparison_frame, paired_effects, with_factors
 
 DPI = 110
 REGIME_COLOURS = {"balanced": "#4c9a2a", "d_dominates": "#c0392b", "g_dominates": "#2e86c1",
@@ -51,31 +52,74 @@ def _level_label(keys: list[str], values) -> str:
                      for key, value in zip(keys, values))
 
 
+def _panels(frame: pd.DataFrame, strata: list[str]):
+    """(title, part) per stratum: one panel each, so groups with different levels are never drawn as one line."""
+    if not strata:
+        return [("all trials", frame)]
+    return [(effects.stratum_words(strata, key if isinstance(key, tuple) else (key,)), part)
+            for key, part in frame.groupby(strata, sort=True)]
+
+
 def fid_vs_capacity(study: StudyData, out: Path) -> Plot | None:
-    """Mean score (± std over trials) against log2(D/G width), one line per k (and per arch)."""
-    frame = with_factors(study)
-    if CAPACITY not in frame:
+    """Per stratum (architecture, ...): mean final score with its 95% t-interval against log2(D/G width)."""
+    frame, strata = comparison_frame(study)
+    if frame[CAPACITY].nunique() < 2:
         return None
-    lines = group_keys(frame, ["k"])
-    numbers = summarize(frame, [*lines, CAPACITY], [study.fid_metric])
-    figure = Figure(figsize=(7, 4.5))
-    axes = figure.add_subplot()
-    groups = numbers.groupby(lines) if lines else [((), numbers)]
-    for level, group in groups:
-        group = group.sort_values(CAPACITY)
-        label = _level_label(lines, level) if lines else "all trials"
-        mean, std = group[f"{study.fid_metric}_mean"], group[f"{study.fid_metric}_std"].fillna(0)
-        container = axes.errorbar(group[CAPACITY], mean, yerr=std, marker="o", capsize=4, label=label)
-        # a direct label at the line's right end, so the reader need not look up the legend
-        axes.annotate(label, (group[CAPACITY].iloc[-1], mean.iloc[-1]), xytext=(6, 0), textcoords="offset points",
-                      va="center", fontsize=8, color=container.lines[0].get_color())
-    _finish_axes(axes, "log2(D width / G width)   (> 0: discriminator larger)",
-                 f"final {study.fid_label} (lower is better)",
-                 f"{study.fid_label} vs capacity ratio (mean ± std over trials)")
-    axes.margins(x=0.15)
+    panels = _panels(frame, strata)
+    figure = Figure(figsize=(4.6 * len(panels) + 0.6, 4.4))
+    for index, (title, part) in enumerate(panels):
+        axes = figure.add_subplot(1, len(panels), index + 1)
+        numbers = effects.level_summary(part, [], [study.fid_metric]).sort_values(CAPACITY)
+        mean = numbers[f"{study.fid_metric}_mean"]
+        low = (mean - numbers[f"{study.fid_metric}_ci_low"]).fillna(0)
+        high = (numbers[f"{study.fid_metric}_ci_high"] - mean).fillna(0)
+        axes.errorbar(numbers[CAPACITY], mean, yerr=[low, high], marker="o", capsize=4, color="#2e86c1",
+                      label="mean, 95% CI over seeds")
+        confounded = numbers[numbers["confounded"]]
+        if not confounded.empty:
+            axes.scatter(confounded[CAPACITY], confounded[f"{study.fid_metric}_mean"], s=160, facecolors="none",
+                         edgecolors="#c0392b", linewidths=1.5, label="> 1/4 of trials not converged", zorder=3)
+        points = part[[CAPACITY, METRIC_PREFIX + study.fid_metric]].dropna()
+        axes.scatter(points[CAPACITY], points[METRIC_PREFIX + study.fid_metric], s=10, color="#555555", alpha=0.6,
+                     label="trials")
+        _finish_axes(axes, "log2(D width / G width)   (> 0: D wider)", f"final {study.fid_label} (lower is better)",
+                     title)
     path = _save(figure, out / "fid_vs_capacity.png")
     return Plot("fid_vs_capacity", f"{study.fid_label} vs capacity ratio",
-                "Each point: mean over the trials at that ratio; bars: ± one standard deviation.", path)
+                "Each point: the mean over the trials (seeds) at that ratio with its 95% t-interval; grey dots: single "
+                "trials; red rings: levels where more than a quarter of the trials had not converged. One panel per "
+                "architecture (and other group): their levels are not comparable.", path)
+
+
+def paired_differences(study: StudyData, out: Path) -> Plot | None:
+    """Per stratum: the seed-paired difference of the final score against balance, with its bootstrap CI."""
+    numbers, found, strata = paired_effects(study)
+    found = [effect for effect in found if effect.metric == study.fid_metric]
+    if not found:
+        return None
+    groups: dict[tuple, list] = {}
+    for effect in found:
+        groups.setdefault(effect.stratum, []).append(effect)
+    figure = Figure(figsize=(4.6 * len(groups) + 0.6, 4.4))
+    for index, (stratum, group) in enumerate(groups.items()):
+        axes = figure.add_subplot(1, len(groups), index + 1)
+        levels = np.array([e.level for e in group])
+        mean = np.array([e.difference.mean for e in group])
+        low = np.nan_to_num(mean - np.array([e.difference.low for e in group]))
+        high = np.nan_to_num(np.array([e.difference.high for e in group]) - mean)
+        colours = ["#c0392b" if e.difference.excludes_zero else "#7f8c8d" for e in group]
+        for x, y, lo, hi, colour, effect in zip(levels, mean, low, high, colours, group):
+            axes.errorbar([x], [y], yerr=[[lo], [hi]], marker="s" if effect.confounded else "o", capsize=4,
+                          color=colour)
+        axes.axhline(0, color="#333333", linewidth=0.8)
+        axes.set_xlabel("log2(D width / G width)")
+        axes.set_ylabel(f"Δ final {study.fid_label} vs balanced (same seed)")
+        axes.set_title(effects.stratum_words(strata, stratum), fontsize=10)
+        axes.grid(alpha=0.3)
+    path = _save(figure, out / "paired_differences.png")
+    return Plot("paired_differences", f"Imbalance against balance, seed-paired ({study.fid_label})",
+                "Mean difference (level − balanced, same seed) with its 95% bootstrap interval; red: the interval "
+                "excludes zero; squares: confounded with training length.", path)
 
 
 def fid_heatmap(study: StudyData, out: Path) -> Plot | None:
@@ -149,29 +193,37 @@ def _best_median_worst(study: StudyData) -> dict[str, pd.Series]:
 
 
 def learning_curves(study: StudyData, out: Path) -> Plot | None:
-    """The score over generator steps of the best, median and worst trial."""
-    figure = Figure(figsize=(7, 4.5))
-    axes = figure.add_subplot()
-    drawn = set()
-    for name, trial in _best_median_worst(study).items():
-        if trial["run_id"] in drawn:
-            continue  # fewer than three finished trials
-        drawn.add(trial["run_id"])
-        history = metric_history(study, trial["run_id"], study.fid_metric)
-        if history.empty:
-            continue
-        label = f"{name}: trial {trial['trial_id']} (final {trial[METRIC_PREFIX + study.fid_metric]:.4g})"
-        line, = axes.plot(history["step"], history["value"], marker="o", markersize=3, label=label)
-        axes.annotate(name, (history["step"].iloc[-1], history["value"].iloc[-1]), xytext=(6, 0),
-                      textcoords="offset points", va="center", fontsize=8, color=line.get_color())
-    if not axes.lines:
+    """Per stratum, the validation score over generator steps at each capacity level (mean over its seeds),
+    with a vertical line at 3/4 of the budget: what the convergence rule compares."""
+    frame, strata = comparison_frame(study)
+    panels = _panels(frame, strata)
+    figure = Figure(figsize=(4.8 * len(panels) + 0.6, 4.4))
+    drawn = False
+    for index, (title, part) in enumerate(panels):
+        axes = figure.add_subplot(1, len(panels), index + 1)
+        colours = iter(["#1b4f72", "#2e86c1", "#27ae60", "#f39c12", "#c0392b", "#8e44ad", "#7f8c8d", "#34495e"])
+        for level, trials in part.groupby(CAPACITY, sort=True):
+            curves = [metric_history(study, run_id, study.fid_metric).set_index("step")["value"]
+                      for run_id in trials["run_id"]]
+            curves = [curve for curve in curves if not curve.empty]
+            if not curves:
+                continue
+            mean = pd.concat(curves, axis=1).mean(axis=1)
+            label = f"log2(D/G) = {level:g} ({len(curves)} seeds)"
+            axes.plot(mean.index, mean.values, marker="o", markersize=3, color=next(colours, "#333333"), label=label)
+            drawn = True
+        total = pd.to_numeric(part.get("metric." + names.TOTAL_STEPS), errors="coerce").max()
+        if np.isfinite(total):
+            axes.axvline(0.75 * total, color="#999999", linestyle="--", linewidth=0.8)
+        axes.set_yscale("log")
+        _finish_axes(axes, "generator step", f"validation {study.fid_label} (log scale)", title)
+    if not drawn:
         return None
-    _finish_axes(axes, "generator step", f"{study.fid_label} at evaluation (lower is better)",
-                 f"Learning curves: best, median and worst trial by final {study.fid_label}")
-    axes.margins(x=0.12)
     path = _save(figure, out / "learning_curves.png")
     return Plot("learning_curves", "Learning curves",
-                "Evaluations during training (validation data); the final value is on the test split.", path)
+                "Validation score during training, mean over the seeds of each capacity level; dashed: 3/4 of the "
+                "budget (a trial has converged when its best score after this line is less than 10% below its best "
+                "score before it). The final values in the tables are on the test split.", path)
 
 
 # (mean D(x), mean D(G(z)), on what), by preference: held-out evaluation, else D's training minibatches
@@ -239,7 +291,7 @@ def sample_grids(study: StudyData, out: Path) -> Plot | None:
                 "8 × 8 samples from the same fixed noise at the end of training.", path)
 
 
-ALL_PLOTS = (fid_vs_capacity, fid_heatmap, regime_shares, learning_curves, d_outputs, sample_grids)
+ALL_PLOTS = (fid_vs_capacity, paired_differences, fid_heatmap, regime_shares, learning_curves, d_outputs, sample_grids)
 
 
 def draw_all(study: StudyData, out: Path) -> list[Plot]:

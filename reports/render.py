@@ -10,6 +10,9 @@ from reports.plots import Plot
 from reports.tables import Table
 
 
+FINDINGS_TITLE = "What this study shows"
+
+
 @dataclass(frozen=True)
 class ReportParts:
     title: str
@@ -17,6 +20,16 @@ class ReportParts:
     tables: list[Table]
     plots: list[Plot]
     csv_files: list[Path]
+    findings: list[str]  # sentences, each an effect whose 95% interval excludes zero
+    findings_note: str  # what the sentences rest on, and what the study could not tell
+
+
+def findings_markdown(parts: ReportParts) -> str:
+    """The opening section: one bullet per supported effect, or a sentence saying there is none."""
+    lines = [f"## {FINDINGS_TITLE}", ""]
+    lines += [f"- {sentence}" for sentence in parts.findings] or ["No imbalance effect in this study has a 95% "
+                                                                  "interval that excludes zero."]
+    return "\n".join(lines + ["", parts.findings_note, ""])
 
 
 def _md_cell(text: str) -> str:
@@ -37,7 +50,7 @@ def _md_table(table: Table) -> list[str]:
 
 def markdown(parts: ReportParts, out: Path) -> str:
     """Images and CSVs are linked by file name: the Markdown file sits beside them."""
-    lines = [f"# {parts.title}", "", "| | |", "|---|---|"]
+    lines = [f"# {parts.title}", "", findings_markdown(parts), "| | |", "|---|---|"]
     lines += [f"| {_md_cell(label)} | {_md_cell(value)} |" for label, value in parts.header]
     lines.append("")
     for table in parts.tables:
@@ -75,7 +88,11 @@ def html_page(parts: ReportParts) -> str:
     """One file that needs nothing else: every image is a data:image/png;base64 URI."""
     header = "".join(f"<tr><th>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
                      for label, value in parts.header)
-    sections = [f"<table>{header}</table>"] + [_html_table(t) for t in parts.tables]
+    findings = "".join(f"<li>{html.escape(sentence)}</li>" for sentence in parts.findings)
+    findings = f"<ul>{findings}</ul>" if findings else ("<p>No imbalance effect in this study has a 95% interval that "
+                                                        "excludes zero.</p>")
+    sections = [f"<h2>{FINDINGS_TITLE}</h2>{findings}<p class='note'>{html.escape(parts.findings_note)}</p>",
+                f"<table>{header}</table>"] + [_html_table(t) for t in parts.tables]
     for plot in parts.plots:
         data = base64.b64encode(plot.path.read_bytes()).decode("ascii")
         sections.append(f"<h2>{html.escape(plot.title)}</h2><img alt='{html.escape(plot.title)}' "

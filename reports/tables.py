@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from gan import names
+from reports import effects
 from reports.load import METRIC_PREFIX, PARAM_PREFIX, StudyData
 
 CAPACITY = names.CAPACITY_RATIO_LOG2
@@ -63,9 +64,11 @@ def fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-def fmt_mean_std(mean: float, std: float, n: int) -> str:
-    spread = f" ± {fmt(std)}" if np.isfinite(std) else ""
-    return f"{fmt(mean)}{spread} (n={n})"
+def fmt_interval(mean: float, low: float, high: float) -> str:
+    """'23.1 [19.8, 26.4]': a mean and its 95% interval ('23.1' alone for one trial)."""
+    if not np.isfinite(low) or not np.isfinite(high):
+        return fmt(mean)
+    return f"{fmt(mean)} [{fmt(low)}, {fmt(high)}]"
 
 
 def with_factors(study: StudyData) -> pd.DataFrame:
@@ -106,39 +109,106 @@ def _best_index(means: pd.Series, best: str):
     return finite.abs().idxmin()
 
 
+def comparison_frame(study: StudyData) -> tuple[pd.DataFrame, list[str]]:
+    """The finished trials with the base width, and the strata they must be compared within."""
+    frame = effects.with_base_width(with_factors(study))
+    if CAPACITY not in frame:  # runs logged before capacity_ratio_log2 was a param: one level for all
+        frame = frame.assign(**{CAPACITY: 0.0})
+    return frame, effects.strata_keys(frame, study.searched)
+
+
+def _stratum_cells(strata: list[str], row) -> list[str]:
+    return [fmt(row[key]) if isinstance(row[key], float) else str(row[key]) for key in strata]
+
+
 def imbalance_table(study: StudyData) -> tuple[pd.DataFrame, Table]:
-    """Rows: log2(D/G capacity) levels (per arch if several); cells: mean ± std over trials, with n."""
-    frame = with_factors(study)
-    keys = group_keys(frame, [CAPACITY])
-    if not keys:  # runs logged before capacity_ratio_log2 was a param: one row for the whole study
-        frame, keys = frame.assign(trials="all"), ["trials"]
+    """Rows: each stratum (architecture, ...) and capacity level; cells: mean [95% t-interval] over its trials."""
+    frame, strata = comparison_frame(study)
     columns = imbalance_columns(study)
-    numbers = summarize(frame, keys, [c.metric for c in columns])
-    if study.has_metric(names.PARZEN_SEM):
-        # the within-trial standard error of the Parzen estimate, averaged over the group's trials
-        numbers["parzen_sem_mean"] = frame.groupby(keys, dropna=False)[METRIC_PREFIX + names.PARZEN_SEM].mean().values
-    labels = {CAPACITY: "log2(D/G width)", "arch": "arch"}
-    rows = []
-    for _, row in numbers.iterrows():
-        cells = [fmt(row[key]) if isinstance(row[key], float) else str(row[key]) for key in keys]
-        for column in columns:
-            metric = column.metric
-            cell = fmt_mean_std(row[f"{metric}_mean"], row[f"{metric}_std"], int(row[f"{metric}_n"]))
-            if column.metric == names.PARZEN and "parzen_sem_mean" in numbers:
-                cell += f"; s.e.m. {fmt(row['parzen_sem_mean'])}"
-            cells.append(cell)
+    numbers = effects.level_summary(frame, strata, [c.metric for c in columns])
+    rows, bold = [], set()
+    for i, (_, row) in enumerate(numbers.iterrows()):
+        level = f"{fmt(row[CAPACITY])}" + (" *" if row["confounded"] else "")
+        widths = f"{row.get('g_width', '?')} / {row.get('d_width', '?')}"
+        converged = (f"{row['with_convergence'] - row['still_improving']} of {row['with_convergence']}"
+                     if row["with_convergence"] else "–")
+        cells = [*_stratum_cells(strata, row), level, widths, str(row["n"]), converged]
+        cells += [fmt_interval(row[f"{c.metric}_mean"], row[f"{c.metric}_ci_low"], row[f"{c.metric}_ci_high"])
+                  for c in columns]
         rows.append(cells)
-    bold = set()
-    for j, column in enumerate(columns):
-        best = _best_index(numbers[f"{column.metric}_mean"], column.best)
-        if best is not None and len(numbers) > 1:
-            bold.add((int(best), len(keys) + j))
-    note = ("Mean ± sample standard deviation over trials (seeds and other settings) at each level; "
-            "bold: the best level per column (for D(x) − D(G(z)), the one closest to 0).")
+    first = len(strata) + 4
+    by = strata[0] if len(strata) == 1 else strata
+    for stratum_rows in (numbers.groupby(by).groups.values() if strata else [numbers.index]):
+        part = numbers.loc[stratum_rows]
+        for j, column in enumerate(columns):
+            best = _best_index(part[f"{column.metric}_mean"], column.best)
+            if best is not None and len(part) > 1:
+                bold.add((int(numbers.index.get_loc(best)), first + j))
+    note = ("Mean [95% t-interval] over the trials (seeds) at each level, within each "
+            f"{' × '.join(strata) or 'study'}; final evaluation on the test split. * marks a level where more than "
+            "a quarter of the trials had not converged (gan_study.convergence): its comparison is confounded with "
+            "training length. Bold: the best level per column within its group (for D(x) − D(G(z)), closest to 0).")
     if study.fid_metric == names.PIXEL_FD:
         note += " pixel FD is the Fréchet distance between pixel statistics, not the Inception/classifier FID."
-    table = Table("Capacity imbalance", [labels.get(k, k) for k in keys] + [c.label for c in columns], rows, bold, note)
-    return numbers, table
+    header = [*strata, "log2(D/G width)", "G / D width", "trials", "converged"] + [c.label for c in columns]
+    return numbers, Table("Capacity imbalance", header, rows, bold, note)
+
+
+PAIRED_METRICS = (names.CLASSES_COVERED,)  # compared seed by seed beside the quality score
+
+
+def paired_effects(study: StudyData) -> tuple[pd.DataFrame, list[effects.Effect], list[str]]:
+    """(table numbers, the effects, the strata) of every imbalance level against balance, seed-paired."""
+    frame, strata = comparison_frame(study)
+    found = []
+    for metric in (study.fid_metric, *PAIRED_METRICS):
+        if study.has_metric(metric):
+            found += effects.paired_effects(frame, strata, metric)
+    return effects.effects_frame(found, strata), found, strata
+
+
+def paired_effects_table(study: StudyData) -> tuple[pd.DataFrame, Table, list[str]]:
+    """The paired-effects table and the sentences of "What this study shows"."""
+    numbers, found, strata = paired_effects(study)
+    rows, bold = [], set()
+    for i, effect in enumerate(found):
+        d = effect.difference
+        label = effects.METRIC_WORDS.get(effect.metric, (effect.metric,))[0]
+        rows.append([*(fmt(v) if isinstance(v, float) else str(v) for v in effect.stratum),
+                     f"{fmt(effect.level)} ({effects.imbalance_words(effect.level)})", label, str(d.n),
+                     fmt_interval(d.mean, d.low, d.high), "yes" if d.excludes_zero else "no",
+                     "yes" if effect.confounded else ""])
+        if d.excludes_zero:
+            bold.add((i, len(strata) + 3))
+    note = ("Each imbalance level against the balanced level (log2 = 0) of the same group, trial by trial with the "
+            "same seed: mean difference (level − balanced) over the seed pairs [95% percentile-bootstrap interval, "
+            "10,000 resamples]. With 3 seeds the bootstrap interval is narrower than a t-interval and covers less "
+            "often than 95%: read n beside it. 'confounded': more than a quarter of the trials at this level or at "
+            "balance had not converged.")
+    table = Table("Imbalance against balance, seed-paired", [*strata, "log2(D/G width)", "metric", "seed pairs",
+                  "difference [95% CI]", "CI excludes 0", "confounded"], rows, bold, note)
+    return numbers, table, effects.findings(found, strata)
+
+
+def findings_note(study: StudyData) -> str:
+    """What the sentences of "What this study shows" rest on, and how many trials trained long enough."""
+    frame, strata = comparison_frame(study)
+    note = (f"Each sentence is a seed-paired difference against the balanced widths of the same "
+            f"{' × '.join(strata) or 'study'} with a 95% bootstrap interval over seeds; effects whose interval "
+            "includes zero are not stated (see the seed-paired table).")
+    if "convergence" not in frame or frame["convergence"].isna().all():
+        return note + " The trials carry no convergence tag: whether they trained long enough is unknown."
+    counts = []
+    groups = frame.groupby("arch", sort=True) if "arch" in frame else [("all", frame)]
+    for arch, part in groups:
+        labels = part["convergence"].dropna()
+        counts.append(f"{arch}: {int((labels == 'converged').sum())} of {len(labels)} converged")
+    improving = frame["convergence"].isin(["still_improving"]).sum()
+    note += f" Training length: {'; '.join(counts)} (validation FID improved < 10% over the last quarter)."
+    if improving:
+        note += (f" {improving} trial(s) were still improving at the end of their budget: comparisons that involve "
+                 "them are confounded with training length (marked * and 'confounded' in the tables).")
+    return note
 
 
 def factor_levels(frame: pd.DataFrame, factor: str) -> pd.Series:
@@ -155,44 +225,49 @@ def factor_levels(frame: pd.DataFrame, factor: str) -> pd.Series:
 
 
 def effect_sizes(study: StudyData) -> tuple[pd.DataFrame, Table]:
-    """Per factor: the spread of mean score across its levels, and a Kruskal–Wallis test of equal medians."""
+    """Per architecture and factor: the spread of mean score across the factor's levels, and a Kruskal–Wallis
+    test of equal medians. Architectures are never pooled: their width levels differ."""
     from scipy.stats import kruskal
 
     frame = with_factors(study)
     score = METRIC_PREFIX + study.fid_metric
-    factors = list(dict.fromkeys([*STUDIED_FACTORS, *study.searched]))
+    factors = [f for f in dict.fromkeys([*STUDIED_FACTORS, *study.searched]) if f != "arch"]
+    by_arch = frame.groupby("arch", sort=True) if "arch" in frame else [("all", frame)]
     records = []
-    for factor in factors:
-        if factor not in frame or frame[factor].isna().all():
-            continue
-        levels = factor_levels(frame, factor)
-        groups = {level: frame.loc[levels == level, score].dropna() for level in levels.dropna().unique()}
-        groups = {level: values for level, values in groups.items() if len(values)}
-        if len(groups) < 2:
-            continue
-        means = pd.Series({level: values.mean() for level, values in groups.items()})
-        try:
-            h, p = kruskal(*groups.values())
-        except ValueError:  # every value identical: no ranks to compare
-            h, p = math.nan, math.nan
-        best = means.idxmin()
-        records.append({"factor": factor, "levels": len(groups), "trials": sum(map(len, groups.values())),
-                        "spread_of_mean": float(means.max() - means.min()), "best_level": best,
-                        "best_level_mean": float(means.min()), "kruskal_h": float(h), "kruskal_p": float(p)})
-    numbers = pd.DataFrame(records, columns=["factor", "levels", "trials", "spread_of_mean", "best_level",
+    for arch, part in by_arch:
+        for factor in factors:
+            if factor not in part or part[factor].isna().all():
+                continue
+            levels = factor_levels(part, factor)
+            groups = {level: part.loc[levels == level, score].dropna() for level in levels.dropna().unique()}
+            groups = {level: values for level, values in groups.items() if len(values)}
+            if len(groups) < 2:
+                continue
+            means = pd.Series({level: values.mean() for level, values in groups.items()})
+            try:
+                h, p = kruskal(*groups.values())
+            except ValueError:  # every value identical: no ranks to compare
+                h, p = math.nan, math.nan
+            records.append({"arch": arch, "factor": factor, "levels": len(groups),
+                            "trials": sum(map(len, groups.values())),
+                            "spread_of_mean": float(means.max() - means.min()), "best_level": means.idxmin(),
+                            "best_level_mean": float(means.min()), "kruskal_h": float(h), "kruskal_p": float(p)})
+    numbers = pd.DataFrame(records, columns=["arch", "factor", "levels", "trials", "spread_of_mean", "best_level",
                                              "best_level_mean", "kruskal_h", "kruskal_p"])
-    numbers = numbers.sort_values("spread_of_mean", ascending=False, kind="stable").reset_index(drop=True)
-    rows = [[r.factor, str(r.levels), str(r.trials), fmt(r.spread_of_mean),
+    numbers = numbers.sort_values(["arch", "spread_of_mean"], ascending=[True, False], kind="stable")
+    numbers = numbers.reset_index(drop=True)
+    rows = [[str(r.arch), r.factor, str(r.levels), str(r.trials), fmt(r.spread_of_mean),
              f"{fmt(r.best_level) if isinstance(r.best_level, float) else r.best_level} ({fmt(r.best_level_mean)})",
              fmt(r.kruskal_h), fmt(r.kruskal_p)] for r in numbers.itertuples()]
     table = Table(
-        f"Effect sizes on {study.fid_label}",
-        ["factor", "levels", "trials", f"spread of mean {study.fid_label} (max − min)", "best level (mean)",
+        f"Effect sizes on {study.fid_label}, per architecture",
+        ["arch", "factor", "levels", "trials", f"spread of mean {study.fid_label} (max − min)", "best level (mean)",
          "Kruskal–Wallis H", "p"],
-        rows, {(0, 3)} if rows else set(),
-        f"Levels of numeric factors with more than {MAX_LEVELS} values are quartile bins; log10(lr_g/lr_d) is "
-        "rounded to 0.1. p: chance of differences among level medians at least this large if the factor had no "
-        "effect (few trials per level make it coarse).",
+        rows, set(),
+        f"Within each architecture. Levels of numeric factors with more than {MAX_LEVELS} values are quartile bins; "
+        "log10(lr_g/lr_d) is rounded to 0.1. The spread pools every other setting of the architecture; p: chance of "
+        "differences among level medians at least this large if the factor had no effect (few trials per level make "
+        "it coarse). The seed-paired table above is the comparison to read for the capacity ratio.",
     )
     return numbers, table
 

@@ -29,6 +29,8 @@ problem; the CLI prints it and exits with status 2 before Ray starts.
 """
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +50,7 @@ TOP_LEVEL_KEYS = (
     "evaluation", "resources",
 )
 BUDGET_KEYS = ("steps", "epochs", "eval_every")
-EVALUATION_KEYS = ("num_samples", "metrics", "final")
+EVALUATION_KEYS = ("num_samples", "metrics", "final", "training_metrics")
 RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial", "max_concurrent")
 SCHEDULER_OPTIONS = {
     "asha": ("grace_period", "reduction_factor", "brackets"),
@@ -157,17 +159,53 @@ def resolve_space_path(space: str | Path) -> Path:
     return given.resolve()
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader, except that a key repeated in one mapping is an error: PyYAML would
+    silently keep the last value, so `k: {grid: [1, 2]}` followed by `k: {grid: [5]}` would run k = 5 only."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` may be overridden on purpose
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if not isinstance(key, list | dict | set) and key in first_line:
+                    raise yaml.constructor.ConstructorError(
+                        problem=f"key '{key}' repeated (first at line {first_line[key] + 1}); YAML would keep only "
+                                f"the last value", problem_mark=key_node.start_mark)
+                if not isinstance(key, list | dict | set):
+                    first_line[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
+def read_space_text(path: Path) -> str:
+    """The file's text; a binary or non-UTF-8 file is a SpaceError, not a UnicodeDecodeError traceback."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise SpaceError(f"{path}: cannot read ({error.strerror})") from None
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise SpaceError(f"{path}: not a text file (a NUL byte at offset {nul}); a search space is a YAML text file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SpaceError(f"{path}: not UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); "
+                         f"a search space is a YAML text file") from None
+
+
 def load_space(space: str | Path) -> StudySpace:
     path = resolve_space_path(space)
+    text = read_space_text(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or "invalid YAML"
+        # a ReaderError (a control character) has no `problem`; its first line says what and where
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0] or "invalid YAML"
         raise SpaceError(f"{path}: not valid YAML{where}: {problem}") from None
-    except OSError as error:
-        raise SpaceError(f"{path}: cannot read ({error.strerror})") from None
     try:
         return parse_space(raw, path)
     except (SpaceError, ConfigError) as error:
@@ -220,8 +258,6 @@ def _parse_spec(name: str, raw: Any, known_params: tuple[str, ...]) -> ParamSpec
     if not isinstance(args, list) or not args:
         raise SpaceError(f"{where}.{distribution} must be a non-empty list")
     if distribution in ("choice", "grid"):
-        for value in args:
-            GanConfig.from_flat({name: value})  # type-check each value against the config field
         parsed_args: tuple = tuple(args)
     else:
         arity = 3 if distribution == "qrandint" else 2
@@ -244,10 +280,64 @@ def _parse_spec(name: str, raw: Any, known_params: tuple[str, ...]) -> ParamSpec
             parsed_args = (low, high, q)
         else:
             parsed_args = (low, high)
-        GanConfig.from_flat({name: parsed_args[0]})
+        field_type = FIELD_TYPES[name]
+        if distribution in ("uniform", "loguniform") and field_type is not float:
+            raise SpaceError(f"{where}.{distribution}: {name} is {'an integer' if field_type is int else 'not a number'}"
+                             f"{'; use int or qrandint' if field_type is int else ''}")
     when = _check_keys(f"{where}.when", raw.get("when"), known_params)
     conditions = tuple((key, tuple(v if isinstance(v, list) else [v])) for key, v in when.items())
     return ParamSpec(name, distribution, parsed_args, conditions)
+
+
+# At most this many values of an int/qrandint range are checked one by one (beyond it: both bounds), and at
+# most this many combinations of the other searched parameters' values are tried (see _check_domains).
+MAX_VALUES_CHECKED = 1000
+MAX_COMBINATIONS_TRIED = 256
+FIELD_TYPES = {f.name: type(f.default) for f in dataclasses.fields(GanConfig)}
+
+
+def _values_to_check(spec: ParamSpec) -> list[tuple[str, Any]]:
+    """(what, value) for every value a spec can produce that could fall outside its parameter's domain:
+    each choice/grid value, every integer of a small int/qrandint range, else both bounds. GanConfig's
+    numeric domains are intervals, so a range whose bounds are inside lies inside."""
+    if spec.finite_values is not None:
+        return [("value", value) for value in spec.finite_values]
+    low, high = spec.args[:2]
+    step = spec.args[2] if spec.distribution == "qrandint" else 1
+    if spec.distribution in ("int", "qrandint") and (high - low) // step < MAX_VALUES_CHECKED:
+        return [("value", value) for value in range(low, high + 1, step)]
+    return [("low bound", low), ("high bound", high)]
+
+
+def _check_domains(params: list[ParamSpec], fixed: dict[str, Any]) -> None:
+    """Every value a spec can produce must make a valid GanConfig (GanConfig.__post_init__ holds the domains)
+    with the fixed values and the spec's `when` conditions: a value no trial could run is refused here, not
+    in every trial. A value that fails only together with some values of other searched parameters (e.g.
+    updates: simultaneous with k > 1) is refused only if it fails with all their finite values; otherwise
+    the trials that draw the bad combination end as errored, without retries."""
+    for spec in params:
+        conditions = [dict(zip([c for c, _ in spec.when], combo))
+                      for combo in itertools.product(*[allowed for _, allowed in spec.when])]
+        others: dict[str, tuple] = {}  # each other parameter's values (of its first finite spec)
+        for other in params:
+            if other.name != spec.name and other.finite_values is not None:
+                others.setdefault(other.name, other.finite_values)
+        combinations = [dict(zip(others, combo))
+                        for combo in itertools.islice(itertools.product(*others.values()), MAX_COMBINATIONS_TRIED + 1)]
+        if len(combinations) > MAX_COMBINATIONS_TRIED:
+            combinations = [{}]
+        for what, value in _values_to_check(spec):
+            for condition in conditions:
+                contexts = [{**fixed, **condition}] + [{**fixed, **other, **condition} for other in combinations]
+                errors = []
+                for context in contexts:
+                    try:
+                        GanConfig.from_flat({**context, spec.name: value})
+                        break
+                    except ConfigError as error:
+                        errors.append(error)
+                else:
+                    raise SpaceError(f"search_space.{spec.name}.{spec.distribution} {what} {value!r}: {errors[0]}")
 
 
 def parse_space(raw: Any, path: Path) -> StudySpace:
@@ -272,6 +362,7 @@ def parse_space(raw: Any, path: Path) -> StudySpace:
                     raise SpaceError(f"search_space.{name}: condition on '{condition}', which is not searched before it")
             params.append(parsed)
         declared.append(name)
+    _check_domains(params, fixed)
 
     search = _one_of("search", raw.get("search", "optuna"), SEARCH_ALGORITHMS)
     scheduler = _one_of("scheduler", raw.get("scheduler", "asha"), SCHEDULERS)
@@ -280,6 +371,10 @@ def parse_space(raw: Any, path: Path) -> StudySpace:
         for p in params:
             if p.finite_values is None:
                 raise SpaceError(f"search: grid needs choice or grid values, but '{p.name}' is {p.distribution}")
+        if "num_samples" in raw:
+            # Tune would repeat the whole grid; with our explicit seeds that reruns identical trials
+            raise SpaceError("num_samples does not apply to search: grid (every grid point runs once per seed); "
+                             "use seeds_per_config for repeats")
     elif any(p.distribution == "grid" for p in params):
         name = next(p.name for p in params if p.distribution == "grid")
         raise SpaceError(f"'{name}' uses grid, which needs search: grid (use choice with {search})")
@@ -308,22 +403,33 @@ def parse_space(raw: Any, path: Path) -> StudySpace:
     evaluation_raw = _check_keys("evaluation", raw.get("evaluation"), EVALUATION_KEYS)
     from gan.evaluation import DEFAULT_METRICS, METRIC_NAMES, METRICS, reported_metric_names
 
-    metrics = evaluation_raw.get("metrics", DEFAULT_METRICS)
-    if not isinstance(metrics, list | tuple):
-        raise SpaceError("evaluation.metrics must be a list")
-    for name in metrics:
-        _one_of("evaluation.metrics entry", name, METRIC_NAMES)
-    # the balance regime of every trial is read off D's outputs: always evaluated
-    metrics = tuple(dict.fromkeys([*metrics, "discriminator"]))
+    def metric_list(key: str, default) -> tuple[str, ...]:
+        listed = evaluation_raw.get(key, default)
+        if not isinstance(listed, list | tuple):
+            raise SpaceError(f"evaluation.{key} must be a list")
+        for name in listed:
+            _one_of(f"evaluation.{key} entry", name, METRIC_NAMES)
+        # the balance regime of every trial is read off D's outputs: always evaluated
+        return tuple(dict.fromkeys([*listed, "discriminator"])) if listed else ()
+
+    metrics = metric_list("metrics", DEFAULT_METRICS)
+    training_metrics = metric_list("training_metrics", ())  # empty: the same as metrics
     evaluation = EvaluationPlan(
         num_samples=_positive_int("evaluation.num_samples", evaluation_raw.get("num_samples", EvaluationPlan.num_samples)),
         metrics=metrics,
         final=bool(evaluation_raw.get("final", True)),
+        training_metrics=training_metrics,
     )
-    metric = raw.get("metric", "fid" if "fid" in metrics else METRICS[metrics[0]].outputs[0])
-    reportable = reported_metric_names(metrics)
+    if set(evaluation.during_training) - set(metrics):
+        raise SpaceError(f"evaluation.training_metrics {list(training_metrics)} must be among evaluation.metrics "
+                         f"{list(metrics)}")
+    during = evaluation.during_training
+    metric = raw.get("metric", "fid" if "fid" in during else METRICS[during[0]].outputs[0])
+    # the scheduler and the search read the metric at every evaluation during training
+    reportable = reported_metric_names(during)
     if metric not in reportable:
-        raise SpaceError(f"metric '{metric}' is not reported by evaluation.metrics {list(metrics)}{suggestion(str(metric), reportable)}")
+        raise SpaceError(f"metric '{metric}' is not reported by the evaluations during training {list(during)}"
+                         f"{suggestion(str(metric), reportable)}")
 
     resources_raw = _check_keys("resources", raw.get("resources"), RESOURCE_KEYS)
     resources = checked_resources(

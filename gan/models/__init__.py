@@ -1,6 +1,7 @@
 """Generator / discriminator pairs built from a GanConfig; G's and D's capacity are independent."""
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from gan.config import GanConfig
@@ -12,12 +13,27 @@ def build_gan(config: GanConfig, image_shape: tuple[int, int, int]) -> tuple[nn.
     if config.arch == "mlp":
         generator = MlpGenerator(config.z_dim, image_shape, config.g_width, config.g_depth)
         discriminator = MlpDiscriminator(image_shape, config.d_width, config.d_depth, config.d_activation,
-                                         config.maxout_pieces, config.d_dropout, config.leaky_slope)
+                                         config.maxout_pieces, config.d_dropout, config.leaky_slope,
+                                         config.d_input_dropout)
     else:
         generator = DcganGenerator(config.z_dim, image_shape, config.g_width, config.g_depth, config.g_batchnorm)
         discriminator = DcganDiscriminator(image_shape, config.d_width, config.d_depth, config.d_batchnorm,
                                            config.leaky_slope)
+    for network, init_range in ((generator, config.g_init_range), (discriminator, config.d_init_range)):
+        if init_range > 0:
+            init_uniform(network, init_range)
     return generator, discriminator
+
+
+@torch.no_grad()
+def init_uniform(network: nn.Module, init_range: float) -> None:
+    """Every linear and convolution weight from U(−r, r), every such bias 0 (pylearn2's `irange`).
+    Batch-norm scales and shifts keep their own initialisation."""
+    for module in network.modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.uniform_(module.weight, -init_range, init_range)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
 
 
 def generator_outputs_tanh(arch: str) -> bool:
@@ -29,5 +45,5 @@ def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["build_gan", "generator_outputs_tanh", "parameter_count", "MlpGenerator", "MlpDiscriminator",
+__all__ = ["build_gan", "init_uniform", "generator_outputs_tanh", "parameter_count", "MlpGenerator", "MlpDiscriminator",
            "DcganGenerator", "DcganDiscriminator"]

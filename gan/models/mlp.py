@@ -37,6 +37,14 @@ class MlpGenerator(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z).view(z.shape[0], *self.image_shape)
 
+    @torch.no_grad()
+    def set_output_bias_from_marginals(self, pixel_means: torch.Tensor, eps: float = 1e-7) -> None:
+        """sigmoid(bias) = the mean of each pixel over the training images, clipped to [eps, 1 − eps]
+        (pylearn2's init_sigmoid_bias_from_marginals, used for G's output layer by the 2014 code)."""
+        mean = pixel_means.reshape(-1).double().clamp(eps, 1 - eps)
+        output = self.net[-2]  # the Linear before the sigmoid
+        output.bias.copy_(torch.log(mean / (1 - mean)).to(output.bias.dtype))
+
 
 class MlpDiscriminator(nn.Module):
     """images (N x C x H x W) -> logits (N,); D(x) = sigmoid(logit)."""
@@ -50,9 +58,11 @@ class MlpDiscriminator(nn.Module):
         pieces: int = 5,
         dropout: float = 0.5,
         leaky_slope: float = 0.2,
+        input_dropout: float = 0.0,
     ):
         super().__init__()
-        layers: list[nn.Module] = []
+        # dropout on the input pixels (2014 code: keep 0.8), then on the input of every later layer
+        layers: list[nn.Module] = [nn.Dropout(input_dropout)] if input_dropout else []
         in_features = math.prod(image_shape)
         for _ in range(depth):
             if activation == "maxout":
