@@ -47,6 +47,8 @@ class GanConfig:
     g_depth: int = 2
     d_width: int = 256
     d_depth: int = 2
+    # PacGAN's packing: D judges `pack` samples at once, concatenated along channels (1: the ordinary D)
+    pack: int = 1
     # mlp discriminator (Goodfellow et al. 2014: maxout + dropout)
     d_activation: str = "maxout"
     maxout_pieces: int = 5
@@ -97,7 +99,7 @@ class GanConfig:
         ):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        for name in ("z_dim", "g_width", "d_width", "k", "batch_size", "maxout_pieces"):
+        for name in ("z_dim", "g_width", "d_width", "k", "batch_size", "maxout_pieces", "pack"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("g_depth", "d_depth", "seed", "momentum_ramp_start", "momentum_ramp_end"):

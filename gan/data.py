@@ -9,12 +9,18 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+if TYPE_CHECKING:
+    from gan.stacked_mnist import StackedImages, StackedOptions
+
 DEFAULT_DATASET = "mnist5k"
-DATASETS = ("mnist5k", "mnist", "fashion_mnist", "cifar10")
+# Stacked MNIST (gan.stacked_mnist) from the embedded digits, and from torchvision's MNIST when its files are there
+STACKED_DATASETS = {"stacked_mnist": "mnist5k", "stacked_mnist_full": "mnist"}
+DATASETS = ("mnist5k", "mnist", "fashion_mnist", "cifar10", *STACKED_DATASETS)
 DATA_ROOT_ENV = "GAN_STUDY_DATA"
 
 # The 2014 paper's validation split: MNIST train[50000:60000].
@@ -27,7 +33,7 @@ class DatasetUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Split:
-    images: torch.Tensor  # N x C x H x W, float32, [0, 1]
+    images: torch.Tensor | StackedImages  # N x C x H x W, float32, [0, 1] (Stacked MNIST's train: built on demand)
     labels: torch.Tensor  # N, int64
 
     def __len__(self) -> int:
@@ -41,6 +47,9 @@ class DataSplits:
     validation: Split
     test: Split
     num_classes: int
+    # Stacked MNIST: the 1-channel digits whose splits fill its channels; the domain classifier is trained on
+    # them and labels each channel (gan.metrics.classifier). None for every other data set.
+    channel_source: DataSplits | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -50,7 +59,12 @@ class DataSplits:
         """A short hash of the training split: keys caches of models trained on it."""
         digest = hashlib.sha256()
         digest.update(self.name.encode())
-        digest.update(self.train.images.numpy().tobytes())
+        images = self.train.images
+        if isinstance(images, torch.Tensor):
+            digest.update(images.numpy().tobytes())
+        else:  # stacked images are their digits and triples: hash those, never the 1.2 GB they expand to
+            digest.update(images.digits.cpu().numpy().tobytes())
+            digest.update(images.triples.cpu().numpy().tobytes())
         digest.update(self.train.labels.numpy().tobytes())
         return digest.hexdigest()[:16]
 
@@ -59,8 +73,22 @@ def default_data_root() -> Path:
     return Path(os.environ.get(DATA_ROOT_ENV, Path.home() / ".cache" / "gan-study" / "data")).resolve()
 
 
-def load_dataset(name: str = DEFAULT_DATASET, root: str | Path | None = None, download: bool = True) -> DataSplits:
-    """Load a data set split into train / validation / test."""
+def load_dataset(name: str = DEFAULT_DATASET, root: str | Path | None = None, download: bool = True,
+                 stacked: StackedOptions | None = None) -> DataSplits:
+    """Load a data set split into train / validation / test.
+
+    `stacked`: sizes and seed of a Stacked MNIST data set (default gan.stacked_mnist.StackedOptions()).
+    """
+    if name in STACKED_DATASETS:
+        from gan.stacked_mnist import StackedOptions, stack
+
+        try:
+            digits = load_dataset(STACKED_DATASETS[name], root, download)
+        except DatasetUnavailable as error:
+            raise DatasetUnavailable(f"{name} stacks {STACKED_DATASETS[name]}: {error}") from None
+        return stack(digits, name, stacked or StackedOptions())
+    if stacked is not None:
+        raise DatasetUnavailable(f"stacked options apply to {', '.join(STACKED_DATASETS)}, not to '{name}'")
     if name == "mnist5k":
         return _load_mnist5k()
     if name in _TORCHVISION_VALIDATION_SIZE:

@@ -17,25 +17,39 @@ from typing import Callable
 import numpy as np
 import torch
 
-from gan.data import Split
+from gan.data import STACKED_DATASETS, Split
 from gan.metrics import (
     TrainedClassifier,
+    channel_features,
+    channel_probabilities,
     classifier_score,
     discriminator_balance,
     extract_features,
     fid,
     frechet_distance_fast,
+    kid,
     gaussian_statistics,
     mode_coverage,
+    modes_covered_and_kl,
     parzen_protocol,
     precision_recall_density_coverage,
     sliced_wasserstein_distance,
 )
 from gan import names
+from gan.metrics.modes import PROTOCOL_SAMPLES as MODES_PROTOCOL_SAMPLES
 
 # Reported by every evaluation from the training statistics, whatever metrics are chosen.
 TRAINING_METRICS = names.TRAINING_METRICS
 FINAL_PARZEN_SAMPLES = 10_000  # the 2014 paper's protocol
+FINAL_MODES_SAMPLES = MODES_PROTOCOL_SAMPLES  # 26,000: VEEGAN's and PacGAN's mode count
+MODES_CHUNK = 1000  # samples beyond `fake` are drawn, labelled and dropped this many at a time
+
+
+# Classifier features of reference splits (validation, test), kept between evaluations: the classifier is frozen
+# and a trial worker evaluates against the same splits every time. Key: (id(model), id(images)); the entry holds
+# both objects, so neither id can be reused by another object while it is cached.
+_REFERENCE_FEATURES: dict[tuple[int, int], tuple[object, object, np.ndarray]] = {}
+_REFERENCE_FEATURES_KEPT = 4
 
 
 @dataclass
@@ -47,10 +61,14 @@ class EvaluationInputs:
     d_fake: torch.Tensor  # D(G(z)) on `fake`
     classifier: TrainedClassifier | None  # the domain classifier (FID features, modes, scores)
     num_classes: int
+    modes_samples: int = 0  # samples whose modes `modes` counts: `fake`, then more from `draw_more`
+    # draw_more(n, i): n fresh samples of independent stream i (beyond `fake`), N x C x H x W in [0, 1]
+    draw_more: Callable[[int, int], torch.Tensor] | None = None
 
     def _features(self, images: torch.Tensor) -> np.ndarray:
+        """N x (G·F) classifier features; G = 3 for Stacked MNIST (the digit classifier on each channel)."""
         model = self.classifier.model
-        return extract_features(model.features, images, device=next(model.parameters()).device)
+        return extract_features(channel_features(model), images, device=next(model.parameters()).device)
 
     @cached_property
     def fake_features(self) -> np.ndarray:
@@ -58,14 +76,39 @@ class EvaluationInputs:
 
     @cached_property
     def reference_features(self) -> np.ndarray:
-        return self._features(self.reference.images)
+        """The reference split's features, computed once per process for each (classifier, split) pair."""
+        key = (id(self.classifier.model), id(self.reference.images))
+        cached = _REFERENCE_FEATURES.get(key)
+        if cached is None or cached[0] is not self.classifier.model or cached[1] is not self.reference.images:
+            while len(_REFERENCE_FEATURES) >= _REFERENCE_FEATURES_KEPT:
+                _REFERENCE_FEATURES.pop(next(iter(_REFERENCE_FEATURES)))
+            cached = _REFERENCE_FEATURES[key] = (self.classifier.model, self.reference.images,
+                                                 self._features(self.reference.images))
+        return cached[2]
 
     @cached_property
+    def fake_channel_probabilities(self) -> torch.Tensor:
+        """N x G x K class probabilities of each channel group, from the cached features by the head alone."""
+        return channel_probabilities(self.classifier.model, torch.from_numpy(self.fake_features))
+
+    @property
     def fake_probabilities(self) -> torch.Tensor:
-        """Class probabilities from the cached features: the head is all that remains of the classifier."""
-        head = self.classifier.model.head
-        weight, bias = head.weight.detach().double().cpu(), head.bias.detach().double().cpu()
-        return torch.softmax(torch.from_numpy(self.fake_features) @ weight.T + bias, dim=1)
+        """N x K class probabilities of whole images: only where the classifier reads whole images."""
+        probabilities = self.fake_channel_probabilities
+        if probabilities.shape[1] != 1:
+            raise ValueError("class labels of whole images are undefined when the classifier labels each channel "
+                             "(Stacked MNIST): use the modes metric")
+        return probabilities[:, 0]
+
+    def channel_labels(self) -> torch.Tensor:
+        """N x G classifier labels of `modes_samples` samples: `fake`, then batches from `draw_more`."""
+        labels = [self.fake_channel_probabilities.argmax(dim=2)[:self.modes_samples]]
+        remaining = self.modes_samples - len(labels[0])
+        for index, start in enumerate(range(0, max(remaining, 0), MODES_CHUNK)):
+            batch = self.draw_more(min(MODES_CHUNK, remaining - start), index)
+            probabilities = channel_probabilities(self.classifier.model, torch.from_numpy(self._features(batch)))
+            labels.append(probabilities.argmax(dim=2))
+        return torch.cat(labels)
 
 
 MetricFunction = Callable[[EvaluationInputs], dict[str, float]]
@@ -96,6 +139,18 @@ def coverage_of_modes(inputs: EvaluationInputs) -> dict[str, float]:
     return {names.CLASSES_COVERED: covered, names.MODE_KL: kl}
 
 
+def modes(inputs: EvaluationInputs) -> dict[str, float]:
+    """Stacked MNIST: modes (digit triples) covered by `modes_samples` samples and KL(p̂(mode) ‖ uniform), nats."""
+    covered, kl = modes_covered_and_kl(inputs.channel_labels(), inputs.classifier.model.num_classes)
+    return {names.MODES_COVERED: covered, names.MODES_KL: kl}
+
+
+def kernel_distance(inputs: EvaluationInputs) -> dict[str, float]:
+    """KID on classifier features: unbiased MMD² with the cubic kernel, mean and std over subsets of <= 1,000."""
+    result = kid(inputs.reference_features, inputs.fake_features)
+    return {names.KID: result.mean, names.KID_STD: result.std}
+
+
 def score_of_classifier(inputs: EvaluationInputs) -> dict[str, float]:
     return {names.CLASSIFIER_SCORE: classifier_score(inputs.fake_probabilities)}
 
@@ -122,21 +177,36 @@ class Metric:
     function: MetricFunction
     outputs: tuple[str, ...]
     needs_classifier: bool
+    # reads one class label per image: undefined on Stacked MNIST, where the digit classifier labels each channel
+    labels_whole_images: bool = False
 
 
 METRICS: dict[str, Metric] = {
     "fid": Metric(classifier_fid, (names.FID,), True),
     "parzen": Metric(parzen, (names.PARZEN, names.PARZEN_SEM, names.PARZEN_SIGMA), False),
-    "coverage": Metric(coverage_of_modes, (names.CLASSES_COVERED, names.MODE_KL), True),
+    "coverage": Metric(coverage_of_modes, (names.CLASSES_COVERED, names.MODE_KL), True, labels_whole_images=True),
     "prdc": Metric(prdc, (names.PRECISION, names.RECALL, names.DENSITY, names.COVERAGE), True),
-    "classifier_score": Metric(score_of_classifier, (names.CLASSIFIER_SCORE,), True),
+    "classifier_score": Metric(score_of_classifier, (names.CLASSIFIER_SCORE,), True, labels_whole_images=True),
     "wasserstein": Metric(wasserstein, (names.SLICED_WASSERSTEIN,), True),
     "discriminator": Metric(discriminator_outputs, (names.EVAL_D_REAL, names.EVAL_D_FAKE, names.D_GAP, names.D_ACCURACY),
                             False),
     "pixel_fd": Metric(pixel_fd, (names.PIXEL_FD,), False),
+    "modes": Metric(modes, (names.MODES_COVERED, names.MODES_KL), True),
+    "kid": Metric(kernel_distance, (names.KID, names.KID_STD), True),
 }
 METRIC_NAMES = tuple(METRICS)
-DEFAULT_METRICS = ("fid", "parzen", "coverage", "prdc", "classifier_score", "wasserstein", "discriminator")
+DEFAULT_METRICS = ("fid", "kid", "parzen", "coverage", "prdc", "classifier_score", "wasserstein", "discriminator")
+# Stacked MNIST: modes instead of the whole-image class metrics; Parzen in 2,352 dimensions is left out for its cost
+DEFAULT_STACKED_METRICS = ("fid", "kid", "modes", "prdc", "wasserstein", "discriminator")
+
+
+def default_metrics(dataset: str) -> tuple[str, ...]:
+    return DEFAULT_STACKED_METRICS if dataset in STACKED_DATASETS else DEFAULT_METRICS
+
+
+def metrics_unsupported_by(dataset: str, metrics) -> list[str]:
+    """The metrics in `metrics` that the data set cannot have (class labels of whole Stacked MNIST images)."""
+    return [m for m in metrics if dataset in STACKED_DATASETS and METRICS[m].labels_whole_images]
 
 
 def reported_metric_names(metrics) -> list[str]:
@@ -151,8 +221,15 @@ def needs_classifier(metrics) -> bool:
 
 
 def evaluate(trainer, reference: Split, validation: Split, metrics, num_samples: int, seed: int,
-             classifier: TrainedClassifier | None, num_classes: int) -> dict[str, float]:
-    """Generate `num_samples` images with a fixed seed and compute every metric in `metrics`."""
+             classifier: TrainedClassifier | None, num_classes: int, final: bool = False,
+             inception=None) -> dict[str, float]:
+    """Generate `num_samples` images with a fixed seed and compute every metric in `metrics`.
+
+    final: the protocol evaluation — `modes` counts FINAL_MODES_SAMPLES (26,000) samples, the first
+    `num_samples` being those every metric sees; else it counts the `num_samples`.
+    inception: a gan.metrics.inception.InceptionFeatures; adds fid_inception (Inception-v3 FID of the samples
+    against `reference`), which is never mixed with the classifier FID.
+    """
     fake = trainer.sample(num_samples, seed=seed)
     inputs = EvaluationInputs(
         fake=fake,
@@ -162,10 +239,15 @@ def evaluate(trainer, reference: Split, validation: Split, metrics, num_samples:
         d_fake=trainer.discriminator_probabilities(fake),
         classifier=classifier,
         num_classes=num_classes,
+        modes_samples=max(num_samples, FINAL_MODES_SAMPLES) if final else num_samples,
+        # further samples come from other seeds than `fake`'s: independent draws from the same generator
+        draw_more=lambda n, index: trainer.sample(n, seed=seed + 1 + index),
     )
     values: dict[str, float] = {}
     for metric in metrics:
         values.update(METRICS[metric].function(inputs))
+    if inception is not None:
+        values[names.FID_INCEPTION] = fid(inception.reference(reference.images), inception(fake))
     return {name: float(value) for name, value in values.items()}
 
 
@@ -201,26 +283,71 @@ def balance_regime(metrics: dict[str, float], diverged: bool, num_classes: int) 
 
 # --- reference rows: what real data scores on the same metrics -------------------------------------
 def reference_scores(splits, classifier: TrainedClassifier | None, max_centres: int = FINAL_PARZEN_SAMPLES,
-                     seed: int = 0) -> dict[str, float]:
-    """The yardsticks of a data set, computed once per study:
+                     seed: int = 0, metrics=None) -> dict[str, float]:
+    """The yardsticks of a data set, computed once per study, for the `metrics` it evaluates
+    (None: the data set's default metrics):
 
-    - fid_train_test: FID(train split, test split) — the floor a perfect generator can reach;
+    - fid_train_test: FID(train split, test split) — the floor a perfect generator can reach; up to 10,000
+      training images, the size of the final evaluation's sample (FID is biased by the sample size);
     - fid_test_noise: FID(test split, uniform noise images) — the ceiling of a useless generator;
-    - parzen_train_test (± sem, sigma): Parzen log-likelihood of the test split with up to 10,000
-      training images as kernel centres, sigma chosen on the validation split — the "true distribution" row;
-    - classifier_test_accuracy: the domain classifier's accuracy on the test split.
+    - classifier_test_accuracy: the domain classifier's accuracy on the test split (of single digits for
+      Stacked MNIST);
+    - parzen_train_test (± sem, sigma), with parzen: Parzen log-likelihood of the test split with up to
+      10,000 training images as kernel centres, sigma chosen on the validation split — the "true distribution" row;
+    - kid_train_test (± kid_train_test_std), with kid: KID(the same training images, test split);
+    - modes_covered_test, modes_kl_test, with modes: the mode count of 26,000 real test images (Stacked MNIST:
+      26,000 new triples of the test split's digits, each digit drawn uniformly with replacement; otherwise
+      test images drawn with replacement), labelled by the same classifier as the samples.
     """
+    wanted = set(default_metrics(splits.name) if metrics is None else metrics)
     scores: dict[str, float] = {}
-    centres = splits.train.images[:max_centres]
-    result = parzen_protocol(centres, splits.validation.images, splits.test.images)
-    scores.update({names.PARZEN_TRAIN_TEST: result.mean, f"{names.PARZEN_TRAIN_TEST}_sem": result.standard_error,
-                   f"{names.PARZEN_TRAIN_TEST}_sigma": result.sigma})
+    train = splits.train.images[:max_centres]  # a tensor: Stacked MNIST's lazy training split is built here
+    if "parzen" in wanted:
+        result = parzen_protocol(train, splits.validation.images, splits.test.images)
+        scores.update({names.PARZEN_TRAIN_TEST: result.mean, f"{names.PARZEN_TRAIN_TEST}_sem": result.standard_error,
+                       f"{names.PARZEN_TRAIN_TEST}_sigma": result.sigma})
     if classifier is not None:
-        device = next(classifier.model.parameters()).device
-        features = {name: extract_features(classifier.model.features, images, device=device) for name, images in (
-            ("train", splits.train.images), ("test", splits.test.images),
+        model = classifier.model
+        device = next(model.parameters()).device
+        features = {name: extract_features(channel_features(model), images, device=device) for name, images in (
+            ("train", train), ("test", splits.test.images),
             ("noise", torch.rand(splits.test.images.shape, generator=torch.Generator().manual_seed(seed))))}
         scores.update({names.FID_TRAIN_TEST: fid(features["train"], features["test"]),
                        names.FID_TEST_NOISE: fid(features["test"], features["noise"]),
                        names.CLASSIFIER_TEST_ACCURACY: classifier.test_accuracy})
+        if "kid" in wanted:
+            result = kid(features["train"], features["test"])
+            scores.update({names.KID_TRAIN_TEST: result.mean, f"{names.KID_TRAIN_TEST}_std": result.std})
+        if "modes" in wanted:
+            covered, kl = modes_covered_and_kl(_real_channel_labels(splits, model, FINAL_MODES_SAMPLES, seed),
+                                               model.num_classes)
+            scores.update({names.MODES_COVERED_TEST: covered, names.MODES_KL_TEST: kl})
     return {name: float(value) for name, value in scores.items()}
+
+
+def _real_channel_labels(splits, model, num_images: int, seed: int) -> torch.Tensor:
+    """num_images x G classifier labels of real test images drawn with replacement, MODES_CHUNK at a time."""
+    from gan.stacked_mnist import StackedImages, draw_triples
+
+    rng = np.random.default_rng(seed)
+    source = splits.channel_source
+    if source is not None:  # fresh triples of the test digits: every one of the 1,000 modes can be drawn
+        images = StackedImages(source.test.images[:, 0], draw_triples(len(source.test), num_images, rng))
+    else:  # indices only: each chunk of images is gathered when it is labelled
+        images = _Gather(splits.test.images, torch.from_numpy(rng.integers(0, len(splits.test), num_images)))
+    device = next(model.parameters()).device
+    labels = []
+    for start in range(0, num_images, MODES_CHUNK):
+        features = extract_features(channel_features(model), images[start:start + MODES_CHUNK], device=device)
+        labels.append(channel_probabilities(model, torch.from_numpy(features)).argmax(dim=2))
+    return torch.cat(labels)
+
+
+class _Gather:
+    """images[index[i]] for slices of i, gathered on demand."""
+
+    def __init__(self, images: torch.Tensor, index: torch.Tensor):
+        self.images, self.index = images, index
+
+    def __getitem__(self, positions: slice) -> torch.Tensor:
+        return self.images[self.index[positions]]

@@ -60,7 +60,6 @@ PARZEN_TRAIN_TEST = "parzen_train_test"
 CLASSIFIER_TEST_ACCURACY = "classifier_test_accuracy"
 KID_TRAIN_TEST = "kid_train_test"  # KID(train split, test split) ± its std over subsets (kid_train_test_std)
 MODES_COVERED_TEST, MODES_KL_TEST = "modes_covered_test", "modes_kl_test"  # real stacked test data, same sample size
-FID_INCEPTION_TRAIN_TEST = "fid_inception_train_test"
 TRIALS_TOTAL = "trials_total"
 TRIALS_PREFIX = "trials_"  # trials_<status>: how many trials ended with each status
 STUDY_WALL_TIME_S = "study_wall_time_s"

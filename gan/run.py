@@ -34,6 +34,13 @@ class Budget:
     steps: int | None
     epochs: float | None
     eval_every: float  # in the budget's unit
+    # budgets of their own for some architectures ((arch, Budget) pairs): one study can give a DCGAN and an
+    # MLP the generator steps each needs to converge
+    per_arch: tuple[tuple[str, "Budget"], ...] = ()
+
+    def for_arch(self, arch: str) -> "Budget":
+        """The budget of a run of `arch`: its own where one is given, else this one."""
+        return next((budget for name, budget in self.per_arch if name == arch), self)
 
     def generator_steps(self, train_size: int, batch_size: int, k: int) -> tuple[int, int]:
         """(total generator steps, generator steps between evaluations).
@@ -51,7 +58,8 @@ class Budget:
     @property
     def evaluations(self) -> int:
         """Number of evaluations (reports) in a full run: the time axis of Tune's schedulers."""
-        return math.ceil((self.steps if self.steps is not None else self.epochs) / self.eval_every)
+        own = math.ceil((self.steps if self.steps is not None else self.epochs) / self.eval_every)
+        return max([own, *(budget.evaluations for _, budget in self.per_arch)])
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,8 @@ class EvaluationPlan:
     # the metrics of the evaluations during training, when cheaper than `metrics` (empty: the same);
     # the final evaluation always computes `metrics`
     training_metrics: tuple[str, ...] = ()
+    # pytorch-fid's pt_inception-2015-12-05 weights: the final evaluation adds fid_inception (None: off)
+    inception_weights: str | None = None
 
     @property
     def during_training(self) -> tuple[str, ...]:
@@ -95,7 +105,7 @@ def train_and_evaluate(
     trainer = GanTrainer(config, data.train.images, device)
     if initial_state is not None:
         trainer.load_state_dict(initial_state, allow_hyperparameter_change=True)
-    total_steps, eval_every = budget.generator_steps(len(data.train), config.batch_size, config.k)
+    total_steps, eval_every = budget.for_arch(config.arch).generator_steps(len(data.train), config.batch_size, config.k)
     eval_seed = config.seed + EVAL_SEED_OFFSET
     static = {names.G_PARAMS: trainer.g_params, names.D_PARAMS: trainer.d_params, names.TOTAL_STEPS: total_steps,
               names.RESTORED_FROM_STEP: trainer.step}
@@ -108,9 +118,14 @@ def train_and_evaluate(
         seconds[key] += time.perf_counter() - started
         return value
 
-    def scores(reference, num_samples: int, metrics: tuple[str, ...]) -> dict[str, float]:
+    def scores(reference, num_samples: int, metrics: tuple[str, ...], final: bool = False) -> dict[str, float]:
+        inception = None
+        if final and evaluation.inception_weights is not None:
+            from gan.metrics.inception import load_inception_features
+
+            inception = load_inception_features(evaluation.inception_weights, str(trainer.device))
         return evaluate(trainer, reference, data.validation, metrics, num_samples, eval_seed, classifier,
-                        data.num_classes)
+                        data.num_classes, final=final, inception=inception)
 
     tracked = next((name for name in TRACKED_SCORES if name in evaluation.during_training), None)
     history = trainer.score_history  # (step, tracked validation score), kept in the trainer's checkpoints
@@ -145,7 +160,8 @@ def train_and_evaluate(
                 report[names.DONE_TRAINING] = True
                 if evaluation.final:
                     size = max(evaluation.num_samples, FINAL_PARZEN_SAMPLES)
-                    current = timed(names.TIME_FINAL_EVAL_S, lambda: scores(data.test, size, evaluation.metrics))
+                    current = timed(names.TIME_FINAL_EVAL_S,
+                                    lambda: scores(data.test, size, evaluation.metrics, final=True))
                     report.update({names.final(name): value for name, value in current.items()})
             report[names.REGIME] = balance_regime(current, diverged=False, num_classes=data.num_classes)
         if tracked is not None:

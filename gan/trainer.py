@@ -12,7 +12,7 @@ import torch
 
 from gan.config import OPTIMISATION_HYPERPARAMETERS, GanConfig
 from gan.losses import LOSSES
-from gan.models import MlpGenerator, build_gan, generator_outputs_tanh, parameter_count
+from gan.models import MlpGenerator, build_gan, generator_outputs_tanh, pack, parameter_count
 
 GRID_SAMPLES = 64
 # An exploited PBT checkpoint comes from another trial, with its own seed (its RNG states come along).
@@ -114,9 +114,19 @@ class GanTrainer:
                 for group in optimizer.param_groups:
                     group["momentum"] = momentum
 
+    @property
+    def _images_per_batch(self) -> int:
+        """batch_size packed samples of `pack` images each (PacGAN's code: D's minibatch counts packed samples)."""
+        return self.config.batch_size * self.config.pack
+
     def _real_batch(self) -> torch.Tensor:
-        idx = torch.randint(len(self.train_images), (self.config.batch_size,), generator=self.rng, device=self.device)
-        return self.train_images[idx]
+        """batch_size x (pack·C) x H x W: independently drawn training images, packed."""
+        idx = torch.randint(len(self.train_images), (self._images_per_batch,), generator=self.rng, device=self.device)
+        return pack(self.train_images[idx], self.config.pack)
+
+    def _fake_batch(self) -> torch.Tensor:
+        """batch_size x (pack·C) x H x W: G's images of fresh noise, packed (in G's graph)."""
+        return pack(self.generator(self._noise(self._images_per_batch)), self.config.pack)
 
     def _train_one_iteration(self, sums: torch.Tensor) -> None:
         """One outer iteration of Algorithm 1; adds (loss_d, loss_g, D(x), D(G(z))) sums into `sums`."""
@@ -124,12 +134,11 @@ class GanTrainer:
         if self.config.updates == "simultaneous":
             self._train_simultaneously(sums)
             return
-        m = self.config.batch_size
         # (1) k times: update D to ascend mean[log D(x) + log(1 - D(G(z)))]
         for _ in range(self.config.k):
             real = self._real_batch()
             with torch.no_grad():
-                fake = self.generator(self._noise(m))
+                fake = self._fake_batch()
             d_real_logits = self.discriminator(real)
             d_fake_logits = self.discriminator(fake)
             loss_d = self.loss.discriminator(d_real_logits, d_fake_logits)
@@ -144,7 +153,7 @@ class GanTrainer:
         # (2) update G on fresh noise with the chosen generator loss; D's weight gradients are not
         # needed here, so D's parameters leave the graph and backward skips their matmuls
         self.discriminator.requires_grad_(False)
-        loss_g = self.loss.generator(self.discriminator(self.generator(self._noise(m))))
+        loss_g = self.loss.generator(self.discriminator(self._fake_batch()))
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -156,7 +165,7 @@ class GanTrainer:
         """The 2014 code's step (k = 1): one minibatch of reals and fakes, one forward pass through D (one set of
         dropout masks); D's gradient of its loss and G's gradient of its loss, both from that pass, applied together."""
         real = self._real_batch()
-        fake = self.generator(self._noise(self.config.batch_size))
+        fake = self._fake_batch()
         d_real_logits = self.discriminator(real)
         d_fake_logits = self.discriminator(fake)
         loss_d = self.loss.discriminator(d_real_logits, d_fake_logits)
@@ -224,13 +233,23 @@ class GanTrainer:
 
     @torch.no_grad()
     def discriminator_probabilities(self, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-        """D(x) for images in [0, 1], D in eval mode (dropout off)."""
+        """D(x) for images in [0, 1], D in eval mode (dropout off): N values, or N // m with pack m > 1.
+
+        D judges packs of m images: the images are taken in a fixed random order (seed 0; a held-out split may
+        be sorted by class, and a pack of one class is no real minibatch) and grouped m at a time, the last
+        N mod m left out.
+        """
+        m = self.config.pack
+        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:len(images) // m * m] \
+            if m > 1 else None
         was_training = self.discriminator.training
         self.discriminator.eval()
         probs = []
-        for start in range(0, len(images), batch_size):
-            batch = images[start:start + batch_size].to(self.device)
-            probs.append(torch.sigmoid(self.discriminator(batch * 2 - 1 if self.tanh_output else batch)))
+        for start in range(0, len(images) if order is None else len(order), batch_size * m):
+            index = slice(start, start + batch_size) if order is None else order[start:start + batch_size * m]
+            batch = images[index].to(self.device)
+            batch = pack(batch * 2 - 1 if self.tanh_output else batch, m)
+            probs.append(torch.sigmoid(self.discriminator(batch)))
         self.discriminator.train(was_training)
         return torch.cat(probs)
 

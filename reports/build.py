@@ -39,7 +39,7 @@ def build_report(tracking_uri: str, experiment: str, run_id: str | None = None, 
     study without finished trials. With `log_artifacts`, the written files go to the parent run
     under `report/`.
     """
-    from reports import plots, render, tables
+    from reports import modes, plots, render, tables
 
     unknown = set(formats) - set(FORMATS)
     if unknown or not formats:
@@ -63,6 +63,12 @@ def build_report(tracking_uri: str, experiment: str, run_id: str | None = None, 
         importances[0].to_csv(csv_files[-1], index=False)
         shown.append(importances[1])
     figures = plots.draw_all(study, out)
+    mode_collapse = modes.modes_section(study, out)  # Stacked MNIST studies: modes vs capacity and packing
+    if mode_collapse is not None:
+        csv_files.append(out / "modes.csv")
+        mode_collapse[0].to_csv(csv_files[-1], index=False)
+        shown.insert(0, mode_collapse[1])
+        figures.insert(0, mode_collapse[2])
 
     parts = render.ReportParts(f"GAN study report: {study.parent_name}", tables.header(study), shown, figures,
                                csv_files, findings, tables.findings_note(study))

@@ -36,15 +36,16 @@ def _finite(values) -> np.ndarray:
     return array[np.isfinite(array)]
 
 
+def _mean(x: np.ndarray) -> float:
+    return float(x.mean()) if len(x) else math.nan
+
+
 def t_interval(values, confidence: float = CONFIDENCE) -> Interval:
     """Student-t interval of the mean of the finite `values`; NaN bounds for fewer than 2 values."""
     from scipy.stats import t
 
     x = _finite(values)
-    n = len(x)
-    if n == 0:
-        return Interval(math.nan, math.nan, math.nan, 0)
-    mean = float(x.mean())
+    n, mean = len(x), _mean(x)
     if n < 2:
         return Interval(mean, math.nan, math.nan, n)
     half = float(t.ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
@@ -55,10 +56,7 @@ def bootstrap_interval(values, confidence: float = CONFIDENCE, resamples: int = 
                        seed: int = BOOTSTRAP_SEED) -> Interval:
     """Percentile-bootstrap interval of the mean of the finite `values`; NaN bounds for fewer than 2 values."""
     x = _finite(values)
-    n = len(x)
-    if n == 0:
-        return Interval(math.nan, math.nan, math.nan, 0)
-    mean = float(x.mean())
+    n, mean = len(x), _mean(x)
     if n < 2:
         return Interval(mean, math.nan, math.nan, n)
     rng = np.random.default_rng(seed)

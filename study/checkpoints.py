@@ -1,7 +1,15 @@
-"""A trial's Tune checkpoint: the trainer's full state and its fixed-noise sample grid, one folder."""
+"""A trial's Tune checkpoint: the trainer's full state and its fixed-noise sample grid, one folder.
+
+Checkpoints live in storage every node of a cluster can write (a shared file system, a bucket), so they
+are read with `torch.load(weights_only=True)`: tensors, numbers, strings, bools, None and the dicts, lists
+and tuples that hold them (everything `GanTrainer.state_dict()` writes), never an arbitrary pickled object,
+whose unpickling could run any code on the node that reads it.
+"""
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -12,10 +20,23 @@ CHECKPOINT_FILE = "trainer.pt"
 GRID_FILE = "samples.png"
 
 
+class CheckpointRefused(ValueError):
+    """A checkpoint that holds more than tensors and plain data; the message is one line."""
+
+
 def write_checkpoint(directory: str | Path, trainer: GanTrainer) -> None:
     torch.save(trainer.state_dict(), os.path.join(directory, CHECKPOINT_FILE))
     save_image(trainer.sample_grid(), os.path.join(directory, GRID_FILE))
 
 
 def read_trainer_state(directory: str | Path, device: torch.device) -> dict:
-    return torch.load(Path(directory) / CHECKPOINT_FILE, map_location=device, weights_only=False)
+    path = Path(directory) / CHECKPOINT_FILE
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as error:
+        # torch's message is a page of advice; the line that names the offending object is what matters
+        # (torch 2.6+: "Unsupported global: GLOBAL x.y", torch 2.15: "unsupported GLOBAL x.y whose module x is blocked")
+        found = re.search(r"GLOBAL (\S+)", str(error))
+        what = f" ({found.group(1)})" if found else ""
+        raise CheckpointRefused(f"checkpoint {path} holds a pickled object{what}, not only tensors and plain data: "
+                                f"refused (weights_only loading)") from None

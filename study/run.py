@@ -1,7 +1,9 @@
 """`python -m study.run --space balance.yaml`: a GAN hyperparameter study on Ray Tune, logged to MLflow.
 
-Every problem a user can cause (the space file, the data set, the Ray address, the tracking
-store) is checked before Ray starts and reported as one line on stderr with exit status 2.
+Every problem a user can cause (the space file, the data set, the storage path, the Ray address, the
+tracking store and its credentials) is checked before Ray starts, and the trials' resources against the
+cluster's nodes right after it joined, each reported as one line on stderr with exit status 2 before
+anything is written. The exit status says how the study ended (EXIT_STATUSES).
 """
 from __future__ import annotations
 
@@ -20,9 +22,11 @@ from gan import names
 from gan.config import ConfigError
 from gan.data import DataSplits, DatasetUnavailable, load_dataset
 from reports.store import SQLITE_PREFIX, StoreError, check_store, default_tracking_uri, find_parent_run
+from study.cluster import ResourcesUnavailable, TrialResources, check_trial_fits
+from study.description import BestTrial, ReportLink, experiment_ui_url, study_description
+from study.outcome import (EXIT_INTERRUPTED, EXIT_STATUSES, EXIT_USAGE, StudyOutcome, TrialOutcome, best_trial,
+                           finished_count, study_outcome, trial_outcomes)
 from study.space import SpaceError, StudySpace, checked_resources, load_space
-
-EXIT_USAGE = 2
 
 
 class UsageError(Exception):
@@ -49,6 +53,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="build the MLflow report (python -m reports) at the end and log it to the study's run")
     parser.add_argument("--resume", nargs="?", const="latest", metavar="RUN_DIR",
                         help="continue an interrupted study: its Tune directory, or the latest of this experiment")
+    parser.add_argument("--wait-for-resources", action="store_true",
+                        help="start even when no node of the cluster has the CPUs/GPUs one trial asks for, and "
+                             "wait for one to join (by default that is an error, unless an autoscaler can add one)")
+    exit_statuses = "; ".join(f"{status}: {meaning}" for status, meaning in EXIT_STATUSES.items())
+    parser.epilog = f"exit status: {exit_statuses}"
     return parser.parse_args(argv)
 
 
@@ -57,6 +66,10 @@ def apply_overrides(space: StudySpace, args: argparse.Namespace) -> StudySpace:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.num_samples is not None and space.search == "grid":
+        # Tune would repeat the whole grid; with our explicit seeds that reruns identical trials
+        raise UsageError("--num-samples does not apply to search: grid (every grid point runs once per seed); "
+                         "use --seeds-per-config for repeats")
     try:
         resources = checked_resources(
             cpus_per_trial=args.cpus_per_trial if args.cpus_per_trial is not None else space.resources.cpus_per_trial,
@@ -101,6 +114,55 @@ def connect_ray(address: str | None) -> None:
         raise UsageError(f"cannot connect to Ray at {address}: {str(error).splitlines()[0]}") from None
 
 
+def check_storage(storage: str) -> None:
+    """A local --storage-path must be creatable and writable, found now and not after Ray has started.
+    Probes with a file it removes again, and removes the folders it created (Tune creates them later)."""
+    if "://" in storage:  # s3://, gs://: credentials live on the nodes; Tune reports its own errors
+        return
+    path = Path(storage)
+    created: list[Path] = []  # the missing folders, deepest first
+    existing = path
+    while not existing.exists():
+        created.append(existing)
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"--storage-path {storage}: {existing} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".gan_study_write_probe_{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise UsageError(f"--storage-path {storage} cannot be written ({error.strerror}: {error.filename})") from None
+    finally:
+        for folder in created:
+            if folder.is_dir():
+                folder.rmdir()
+
+
+def check_tracking_access(tracking_uri: str) -> None:
+    """An MLflow server must let us in: a server started with --app-name basic-auth answers 401/403 without
+    the credentials MLflow's client reads from MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD. Reads only."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(tracking_uri).search_experiments(max_results=1)
+    except MlflowException as error:
+        status = error.get_http_status_code()
+        if status in (401, 403):
+            given = "the credentials in" if os.environ.get("MLFLOW_TRACKING_USERNAME") else "no credentials: set"
+            raise UsageError(f"MLflow tracking server {tracking_uri} refused access (HTTP {status}); {given} "
+                             f"MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD") from None
+        raise UsageError(f"MLflow tracking server {tracking_uri} answered with an error: "
+                         f"{str(error).splitlines()[0][:200]}") from None
+    except Exception as error:  # a transport error after the TCP check passed: not an MLflow server, TLS, ...
+        raise UsageError(f"MLflow tracking server {tracking_uri} does not answer: "
+                         f"{(str(error).splitlines() or [type(error).__name__])[0][:200]}") from None
+
+
 def parent_to_resume(tracking_uri: str, experiment: str, resume: str):
     """The study to resume: the parent run whose Tune directory is `resume`, or the latest one."""
     from mlflow.tracking import MlflowClient
@@ -129,6 +191,7 @@ class StudySettings:
     max_failures: int
     build_report: bool
     resume_parent: Any = None  # the parent run to continue (`--resume`), else None
+    waiting_for_resources: str | None = None  # the line to print once when no node can hold a trial yet
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,18 +203,29 @@ def main(argv: list[str] | None = None) -> int:
         space = apply_overrides(load_space(args.space), args)
         tracking_uri = args.tracking_uri or default_tracking_uri()
         check_store(tracking_uri, must_exist=False)
-        data_root = str(Path(space.data_root).resolve()) if space.data_root else None
-        splits = load_dataset(space.dataset, data_root, download=True)
-        experiment = args.experiment or space.name
+        check_tracking_access(tracking_uri)
         storage = args.storage_path if args.storage_path and "://" in args.storage_path \
             else str(Path(args.storage_path or "ray_results").resolve())
+        check_storage(storage)
+        data_root = str(Path(space.data_root).resolve()) if space.data_root else None
+        splits = load_dataset(space.dataset, data_root, download=True, stacked=space.dataset_options)
+        experiment = args.experiment or space.name
         parent = parent_to_resume(tracking_uri, experiment, args.resume) if args.resume else None
         connect_ray(args.address)
     except (SpaceError, ConfigError, DatasetUnavailable, StoreError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    try:  # Ray is up: can any node hold a trial? (before anything is written)
+        resources = TrialResources(space.resources.cpus_per_trial, space.resources.gpus_per_trial)
+        waiting = check_trial_fits(resources, args.wait_for_resources)
+    except ResourcesUnavailable as error:
+        import ray
+
+        ray.shutdown()
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     return run_study(StudySettings(space, args.space, tracking_uri, experiment, storage, data_root, splits,
-                                   args.max_failures, args.report, parent))
+                                   args.max_failures, args.report, parent, waiting))
 
 
 def _spool_dir(storage: str, run_name: str) -> str:
@@ -161,7 +235,7 @@ def _spool_dir(storage: str, run_name: str) -> str:
 
 
 def run_study(settings: StudySettings) -> int:
-    """Run (or resume) the study; returns the exit status: 0 done, 130 interrupted."""
+    """Run (or resume) the study; returns the exit status (study.outcome.EXIT_STATUSES)."""
     import signal
 
     from mlflow.tracking import MlflowClient
@@ -185,31 +259,45 @@ def run_study(settings: StudySettings) -> int:
         spool_dir = _spool_dir(settings.storage, run_name)
         parent_run_id = _start_parent_run(client, experiment_id, run_name, settings, run_path, spool_dir)
         tuner = _new_tuner(settings, run_name, experiment_id, parent_run_id, spool_dir)
+    ui = experiment_ui_url(settings.tracking_uri, experiment_id)
     print(f"study '{space.name}': MLflow experiment '{settings.experiment}', parent run {parent_run_id} "
-          f"({settings.tracking_uri}); Tune directory {run_path}", flush=True)
+          f"({settings.tracking_uri}); Tune directory {run_path}\nMLflow UI: {ui}", flush=True)
+    if settings.waiting_for_resources:
+        print(f"gan-study: {settings.waiting_for_resources}", file=sys.stderr, flush=True)
     started = time.time()
     results = tuner.fit()
     elapsed = time.time() - started
-    interrupted = _finished_trials(results) < space.trial_count()
-    best = _best_result(results, space)
-    statuses = _log_study_summary(client, experiment_id, parent_run_id, settings, elapsed, interrupted, best)
+    outcomes = trial_outcomes(results)
+    outcome = study_outcome(outcomes, interrupted=finished_count(outcomes) < space.trial_count())
+    counts = Counter(trial.status for trial in outcomes)
+    best = _best_trial(client, experiment_id, parent_run_id, settings, outcomes)
+    _log_study_summary(client, parent_run_id, settings, elapsed, outcome, counts, best)
     if (Path(spool_dir) / PENDING_FILE).exists():
         print(f"gan-study: some MLflow writes are still pending in {Path(spool_dir) / PENDING_FILE}; "
               f"run again with --resume to log them", file=sys.stderr)
-    if interrupted:
+    if outcome.errors_line:
+        print(f"gan-study: {outcome.errors_line}", file=sys.stderr)
+    if outcome.exit_status == EXIT_INTERRUPTED:
+        _describe(client, experiment_id, parent_run_id, settings, outcome, counts, best, None)
         print(f"interrupted after {elapsed:.0f} s; continue with: python -m study.run --space "
               f"{settings.space_argument} --experiment {settings.experiment} --resume {run_path}", file=sys.stderr)
-        return 130
-    print(f"done in {elapsed:.0f} s: {dict(statuses)}; best {space.metric} = {best}")
-    if settings.build_report:
+        return outcome.exit_status
+    best_text = f"{best.value:.4g} ({best.run_name})" if best is not None else "none"
+    print(f"done in {elapsed:.0f} s: {outcome.status}, trials {dict(counts)}; best {space.metric} = {best_text}")
+    report = None
+    if settings.build_report and outcome.status != names.FAILED:
         from reports import ReportError, build_report
 
         try:
             paths = build_report(settings.tracking_uri, settings.experiment, run_id=parent_run_id)
-            print(f"report: {paths}")
-        except ReportError as error:  # the study itself succeeded; say why there is no report
+            print(f"report: {paths.html or paths.markdown} (logged to the parent run under {paths.artifact_path}/)")
+            shown = paths.html or paths.markdown
+            report = ReportLink(f"{paths.artifact_path}/{shown.name}", paths.summary_markdown)
+        except ReportError as error:  # the study itself ended; say why there is no report
             print(f"gan-study: no report: {error}", file=sys.stderr)
-    return 0
+    _describe(client, experiment_id, parent_run_id, settings, outcome, counts, best, report)
+    print(f"MLflow UI: {ui}")
+    return outcome.exit_status
 
 
 def _trial_settings(settings: StudySettings):
@@ -217,7 +305,7 @@ def _trial_settings(settings: StudySettings):
 
     space = settings.space
     return TrialSettings(space.dataset, settings.data_root, space.fixed, space.budget, space.evaluation,
-                         space.metric, space.mode, space.seed)
+                         space.metric, space.mode, space.seed, dataset_options=space.dataset_options)
 
 
 def _trainable(settings: StudySettings):
@@ -267,7 +355,7 @@ def _new_tuner(settings: StudySettings, run_name: str, experiment_id: str, paren
 
 def _start_parent_run(client, experiment_id: str, run_name: str, settings: StudySettings, run_path: str,
                       spool_dir: str) -> str:
-    """The study's parent run with its space file, parameters and reference rows; returns its id."""
+    """The study's parent run with its space file, parameters, reference rows and description; returns its id."""
     space = settings.space
     parent_run = client.create_run(experiment_id, run_name=run_name, tags={
         names.ROLE_TAG: names.ROLE_STUDY, names.SPACE_TAG: space.path.name, names.DATASET_TAG: space.dataset,
@@ -275,67 +363,89 @@ def _start_parent_run(client, experiment_id: str, run_name: str, settings: Study
     parent_run_id = parent_run.info.run_id
     client.log_artifact(parent_run_id, str(space.path), artifact_path="space")
     _log_study_params(client, parent_run_id, space, run_path, spool_dir)
-    _log_reference_rows(client, parent_run_id, space, settings.splits)
+    reference = _log_reference_rows(client, parent_run_id, space, settings.splits)
+    client.set_tag(parent_run_id, names.DESCRIPTION_TAG, study_description(
+        space, experiment=settings.experiment, status=names.RUNNING, trial_counts={}, reference=reference, best=None,
+        report=None, report_command=_report_command(settings, parent_run_id), experiment_id=experiment_id,
+        run_id=parent_run_id))
     return parent_run_id
 
 
-def _log_study_summary(client, experiment_id: str, parent_run_id: str, settings: StudySettings, elapsed: float,
-                       interrupted: bool, best: float | None) -> Counter:
+def _report_command(settings: StudySettings, parent_run_id: str) -> str:
+    return (f"python -m reports --experiment {settings.experiment} --run-id {parent_run_id} "
+            f"--tracking-uri {settings.tracking_uri}")
+
+
+def _best_trial(client, experiment_id: str, parent_run_id: str, settings: StudySettings,
+                outcomes: list[TrialOutcome]) -> BestTrial | None:
+    """The best trial for the description: its run's name and id, its score and its final/ score."""
+    from study.tracking import child_run_identity
+
+    best = best_trial(outcomes, settings.space.metric, settings.space.mode)
+    if best is None:
+        return None
+    run_name, _ = child_run_identity(best.config, _trial_settings(settings))
+    final = best.metrics.get(names.final(settings.space.metric))
+    run_id = None
+    try:
+        runs = client.search_runs([experiment_id], max_results=1, filter_string=(
+            f"tags.`{names.PARENT_TAG}` = '{parent_run_id}' and tags.`{names.TRIAL_ID_TAG}` = '{best.trial_id}'"))
+        run_id = runs[0].info.run_id if runs else None
+    except Exception:  # the store is away: the description names the run without linking it
+        pass
+    return BestTrial(run_name, settings.space.metric, float(best.metrics[settings.space.metric]),
+                     float(final) if isinstance(final, (int, float)) else None, run_id)
+
+
+def _log_study_summary(client, parent_run_id: str, settings: StudySettings, elapsed: float, outcome: StudyOutcome,
+                       counts: Counter, best: BestTrial | None) -> None:
     """Trial counts by status, the best score and the wall time on the parent run, and its final status."""
     parent = settings.resume_parent
     try:
-        statuses = Counter(_status_of_child(client, experiment_id, parent_run_id))
-        summary = {names.TRIALS_TOTAL: sum(statuses.values()),
-                   **{f"{names.TRIALS_PREFIX}{k}": v for k, v in statuses.items()}}
+        summary = {names.TRIALS_TOTAL: sum(counts.values()),
+                   **{f"{names.TRIALS_PREFIX}{k}": v for k, v in counts.items()}}
         if best is not None:
-            summary[f"best_{settings.space.metric}"] = best
+            summary[f"best_{settings.space.metric}"] = best.value
         earlier = float(parent.data.metrics.get(names.STUDY_WALL_TIME_S, 0)) if parent is not None else 0.0
         summary[names.STUDY_WALL_TIME_S] = elapsed + earlier
         for key, value in summary.items():
             client.log_metric(parent_run_id, key, float(value))
-        client.set_tag(parent_run_id, names.STATUS_TAG, names.INTERRUPTED if interrupted else names.COMPLETED)
-        client.set_terminated(parent_run_id, "KILLED" if interrupted else "FINISHED")
-        return statuses
+        client.set_tag(parent_run_id, names.STATUS_TAG, outcome.status)
+        if outcome.errors_line:
+            client.set_tag(parent_run_id, names.ERROR_TAG, outcome.errors_line[:500])
+        client.set_terminated(parent_run_id, outcome.run_status)
     except Exception as error:  # the tracking store is down at the very end: trials' data is spooled
         print(f"gan-study: could not log the study summary to MLflow ({str(error).splitlines()[0][:200]})",
               file=sys.stderr)
-        return Counter()
 
 
-def _status_of_child(client, experiment_id: str, parent_run_id: str) -> list[str]:
-    from reports.store import search_all
-
-    runs = search_all(client, experiment_id, f"tags.`{names.PARENT_TAG}` = '{parent_run_id}'")
-    return [run.data.tags.get(names.STATUS_TAG, "unknown") for run in runs]
-
-
-def _finished_trials(results) -> int:
-    """Trials that errored or ended with Tune's `done` (trained to the end, or stopped by the scheduler).
-
-    An interrupted Tune run marks its running trials TERMINATED without `done`, and has not created
-    the trials it had not started yet: neither status counts nor `len(results)` can tell.
-    """
-    return sum(1 for result in results if result.error is not None or result.metrics.get("done"))
-
-
-def _best_result(results, space: StudySpace) -> float | None:
-    import math
-
-    values = [r.metrics.get(space.metric) for r in results if r.metrics]
-    values = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
-    if not values:
-        return None
-    return min(values) if space.mode == "min" else max(values)
+def _describe(client, experiment_id: str, parent_run_id: str, settings: StudySettings, outcome: StudyOutcome,
+              counts: Counter, best: BestTrial | None, report: ReportLink | None) -> None:
+    """The parent run's description at the end of the study (see study.description)."""
+    try:
+        metrics = client.get_run(parent_run_id).data.metrics
+        reference = {k: v for k, v in metrics.items() if k.startswith(names.REFERENCE_PREFIX)}
+        text = study_description(
+            settings.space, experiment=settings.experiment, status=outcome.status, trial_counts=counts,
+            reference=reference, best=best, report=report, report_command=_report_command(settings, parent_run_id),
+            experiment_id=experiment_id, run_id=parent_run_id, errors_line=outcome.errors_line)
+        client.set_tag(parent_run_id, names.DESCRIPTION_TAG, text)
+    except Exception as error:
+        print(f"gan-study: could not update the study's description in MLflow ({str(error).splitlines()[0][:200]})",
+              file=sys.stderr)
 
 
-def _log_reference_rows(client, run_id: str, space: StudySpace, splits) -> None:
+def _log_reference_rows(client, run_id: str, space: StudySpace, splits) -> dict[str, float]:
     """Train (or load) the domain classifier once on the driver, and log what real data scores."""
     from gan.evaluation import needs_classifier, reference_scores
     from gan.metrics import load_or_train_classifier
 
     classifier = load_or_train_classifier(splits) if needs_classifier(space.evaluation.metrics) else None
-    for name, value in reference_scores(splits, classifier).items():
+    logged = {}
+    for name, value in reference_scores(splits, classifier, metrics=space.evaluation.metrics).items():
         client.log_metric(run_id, names.reference(name), value)
+        logged[names.reference(name)] = float(value)
+    return logged
 
 
 def _log_study_params(client, run_id: str, space: StudySpace, run_path: str, spool_dir: str) -> None:
@@ -345,7 +455,7 @@ def _log_study_params(client, run_id: str, space: StudySpace, run_path: str, spo
         "space_file": str(space.path), "dataset": space.dataset, "search": space.search, "scheduler": space.scheduler,
         "metric": space.metric, "mode": space.mode, "num_samples": space.num_samples,
         "seeds_per_config": space.seeds_per_config, "seed": space.seed,
-        "budget": json.dumps({"steps": space.budget.steps, "epochs": space.budget.epochs, "eval_every": space.budget.eval_every}),
+        "budget": json.dumps(_budget_json(space.budget)),
         "evaluation_metrics": ",".join(space.evaluation.metrics), "evaluation_samples": space.evaluation.num_samples,
         "cpus_per_trial": space.resources.cpus_per_trial, "gpus_per_trial": space.resources.gpus_per_trial,
         "max_concurrent": space.resources.max_concurrent, "tune_run_path": run_path, "spool_dir": spool_dir,
@@ -355,5 +465,13 @@ def _log_study_params(client, run_id: str, space: StudySpace, run_path: str, spo
     client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
 
 
+def _budget_json(budget) -> dict:
+    own = {"steps": budget.steps, "epochs": budget.epochs, "eval_every": budget.eval_every}
+    if budget.per_arch:
+        own["per_arch"] = {arch: _budget_json(arch_budget) for arch, arch_budget in budget.per_arch}
+    return own
+
+
 if __name__ == "__main__":
     sys.exit(main())
+

@@ -5,7 +5,8 @@ problem; the CLI prints it and exits with status 2 before Ray starts.
 
     name: balance                 # optional, defaults to the file's stem
     description: ...              # optional
-    dataset: mnist5k              # mnist5k | mnist | fashion_mnist | cifar10
+    dataset: mnist5k              # mnist5k | mnist | fashion_mnist | cifar10 | stacked_mnist | stacked_mnist_full
+    dataset_options: {train_size: 128000}   # optional, Stacked MNIST only: train/validation/test_size, seed
     data_root: null               # optional, for the torchvision data sets
     fixed: {loss: nonsaturating, optimizer: adam}
     search_space:
@@ -37,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from gan.config import OPTIMISATION_HYPERPARAMETERS, ConfigError, GanConfig, suggestion
+from gan.config import ARCHITECTURES, OPTIMISATION_HYPERPARAMETERS, ConfigError, GanConfig, suggestion
 from gan.data import DATASETS
 from gan.run import Budget, EvaluationPlan
 
@@ -45,12 +46,12 @@ DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "int", "qrandint")
 SEARCH_ALGORITHMS = ("optuna", "random", "grid")
 SCHEDULERS = ("asha", "pbt", "fifo")
 TOP_LEVEL_KEYS = (
-    "name", "description", "dataset", "data_root", "fixed", "search_space", "search", "scheduler",
+    "name", "description", "dataset", "dataset_options", "data_root", "fixed", "search_space", "search", "scheduler",
     "scheduler_options", "metric", "mode", "num_samples", "seeds_per_config", "seed", "budget",
     "evaluation", "resources",
 )
-BUDGET_KEYS = ("steps", "epochs", "eval_every")
-EVALUATION_KEYS = ("num_samples", "metrics", "final", "training_metrics")
+BUDGET_KEYS = ("steps", "epochs", "eval_every", "per_arch")
+EVALUATION_KEYS = ("num_samples", "metrics", "final", "training_metrics", "inception", "inception_weights")
 RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial", "max_concurrent")
 SCHEDULER_OPTIONS = {
     "asha": ("grace_period", "reduction_factor", "brackets"),
@@ -110,6 +111,7 @@ class StudySpace:
     budget: Budget
     evaluation: EvaluationPlan
     resources: Resources = field(default_factory=Resources)
+    dataset_options: Any = None  # gan.stacked_mnist.StackedOptions of a Stacked MNIST data set, else None
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -340,6 +342,62 @@ def _check_domains(params: list[ParamSpec], fixed: dict[str, Any]) -> None:
                     raise SpaceError(f"search_space.{spec.name}.{spec.distribution} {what} {value!r}: {errors[0]}")
 
 
+def _dataset_options(dataset: str, raw: Any):
+    """dataset_options: the split sizes and seed of Stacked MNIST (gan.stacked_mnist.StackedOptions), else None."""
+    if raw is None:
+        return None
+    from gan.data import STACKED_DATASETS
+    from gan.stacked_mnist import OPTION_KEYS, StackedOptions
+
+    if dataset not in STACKED_DATASETS:
+        raise SpaceError(f"dataset_options apply to {', '.join(STACKED_DATASETS)}, not to {dataset}")
+    try:
+        return StackedOptions(**_check_keys("dataset_options", raw, OPTION_KEYS))
+    except ValueError as error:
+        raise SpaceError(f"dataset_options: {error}") from None
+
+
+def _inception_weights(evaluation_raw: dict) -> str | None:
+    """inception: true turns on fid_inception in the final evaluation; the weights file must exist now."""
+    inception = evaluation_raw.get("inception", False)
+    if not isinstance(inception, bool):
+        raise SpaceError(f"evaluation.inception must be true or false, got {inception!r}")
+    if not inception:
+        if "inception_weights" in evaluation_raw:
+            raise SpaceError("evaluation.inception_weights is given but evaluation.inception is not true")
+        return None
+    from gan.metrics.inception import InceptionWeightsUnavailable, weights_path
+
+    try:
+        return str(weights_path(evaluation_raw.get("inception_weights")))
+    except InceptionWeightsUnavailable as error:
+        raise SpaceError(str(error)) from None
+
+
+def _budget(key: str, raw: Any, nested: bool) -> Budget:
+    """budget: {steps | epochs, eval_every}, and optionally per_arch: {mlp: {...}, dcgan: {...}} for
+    architectures that need a budget of their own (one level only)."""
+    budget_raw = _check_keys(key, raw, BUDGET_KEYS if nested else BUDGET_KEYS[:-1])
+    if ("steps" in budget_raw) == ("epochs" in budget_raw):
+        raise SpaceError(f"{key} needs exactly one of steps or epochs")
+    if "eval_every" not in budget_raw:
+        raise SpaceError(f"{key} needs eval_every (in the budget's unit)")
+    per_arch = ()
+    if budget_raw.get("per_arch") is not None:
+        per_arch_raw = _check_keys(f"{key}.per_arch", budget_raw["per_arch"], ARCHITECTURES)
+        per_arch = tuple((arch, _budget(f"{key}.per_arch.{arch}", value, nested=False))
+                         for arch, value in per_arch_raw.items())
+    budget = Budget(
+        steps=_positive_int(f"{key}.steps", budget_raw["steps"]) if "steps" in budget_raw else None,
+        epochs=_number(f"{key}.epochs", budget_raw["epochs"]) if "epochs" in budget_raw else None,
+        eval_every=_number(f"{key}.eval_every", budget_raw["eval_every"]),
+        per_arch=per_arch,
+    )
+    if (budget.epochs is not None and budget.epochs <= 0) or budget.eval_every <= 0:
+        raise SpaceError(f"{key}.epochs and {key}.eval_every must be > 0")
+    return budget
+
+
 def parse_space(raw: Any, path: Path) -> StudySpace:
     if not isinstance(raw, dict):
         raise SpaceError("a search space must be a YAML mapping")
@@ -347,6 +405,7 @@ def parse_space(raw: Any, path: Path) -> StudySpace:
     known_params = GanConfig.field_names()
 
     dataset = _one_of("dataset", raw.get("dataset", "mnist5k"), DATASETS)
+    dataset_options = _dataset_options(dataset, raw.get("dataset_options"))
     fixed = dict(_check_keys("fixed", raw.get("fixed"), known_params))
     GanConfig.from_flat(fixed)
 
@@ -387,21 +446,10 @@ def parse_space(raw: Any, path: Path) -> StudySpace:
             raise SpaceError(f"scheduler: pbt needs at least one searched parameter it can mutate: {', '.join(PBT_MUTABLE)}")
 
     mode = _one_of("mode", raw.get("mode", "min"), ("min", "max"))
-    budget_raw = _check_keys("budget", raw.get("budget"), BUDGET_KEYS)
-    if ("steps" in budget_raw) == ("epochs" in budget_raw):
-        raise SpaceError("budget needs exactly one of steps or epochs")
-    if "eval_every" not in budget_raw:
-        raise SpaceError("budget needs eval_every (in the budget's unit)")
-    budget = Budget(
-        steps=_positive_int("budget.steps", budget_raw["steps"]) if "steps" in budget_raw else None,
-        epochs=_number("budget.epochs", budget_raw["epochs"]) if "epochs" in budget_raw else None,
-        eval_every=_number("budget.eval_every", budget_raw["eval_every"]),
-    )
-    if (budget.epochs is not None and budget.epochs <= 0) or budget.eval_every <= 0:
-        raise SpaceError("budget.epochs and budget.eval_every must be > 0")
+    budget = _budget("budget", raw.get("budget"), nested=True)
 
     evaluation_raw = _check_keys("evaluation", raw.get("evaluation"), EVALUATION_KEYS)
-    from gan.evaluation import DEFAULT_METRICS, METRIC_NAMES, METRICS, reported_metric_names
+    from gan.evaluation import METRIC_NAMES, METRICS, default_metrics, metrics_unsupported_by, reported_metric_names
 
     def metric_list(key: str, default) -> tuple[str, ...]:
         listed = evaluation_raw.get(key, default)
@@ -412,13 +460,18 @@ def parse_space(raw: Any, path: Path) -> StudySpace:
         # the balance regime of every trial is read off D's outputs: always evaluated
         return tuple(dict.fromkeys([*listed, "discriminator"])) if listed else ()
 
-    metrics = metric_list("metrics", DEFAULT_METRICS)
+    metrics = metric_list("metrics", default_metrics(dataset))
     training_metrics = metric_list("training_metrics", ())  # empty: the same as metrics
+    unsupported = metrics_unsupported_by(dataset, metrics)
+    if unsupported:
+        raise SpaceError(f"evaluation.metrics {unsupported} label whole images, which {dataset} does not have "
+                         f"(each channel is a digit): use modes")
     evaluation = EvaluationPlan(
         num_samples=_positive_int("evaluation.num_samples", evaluation_raw.get("num_samples", EvaluationPlan.num_samples)),
         metrics=metrics,
         final=bool(evaluation_raw.get("final", True)),
         training_metrics=training_metrics,
+        inception_weights=_inception_weights(evaluation_raw),
     )
     if set(evaluation.during_training) - set(metrics):
         raise SpaceError(f"evaluation.training_metrics {list(training_metrics)} must be among evaluation.metrics "
@@ -457,6 +510,7 @@ def parse_space(raw: Any, path: Path) -> StudySpace:
         budget=budget,
         evaluation=evaluation,
         resources=resources,
+        dataset_options=dataset_options,
     )
     if search == "grid":
         for variant in space.grid_variants():  # every grid point must make a valid configuration

@@ -21,9 +21,11 @@ from typing import Any
 from ray.tune import Callback
 
 from gan import names
-from gan.config import GanConfig
+from gan.config import ConfigError, GanConfig
 from reports.store import default_artifact_location
 from study.checkpoints import GRID_FILE
+from study.errors import error_reason
+from study.run_names import config_id, trial_run_name
 from study.tune_config import TrialSettings, trial_params
 from study.write_queue import WriteQueue
 
@@ -34,16 +36,27 @@ FINAL_FLUSH_TIMEOUT_S = 60.0  # at the end of a study, wait this long for a stor
 # cannot help and would hold back every later write; transport errors, 5xx, 401/403 and 429 are retried.
 REFUSED_HTTP_STATUSES = (400, 404, 409)
 # Tune's bookkeeping and our non-metric fields of a result
-_NOT_METRICS = {names.DONE_TRAINING, names.REGIME, names.CONVERGENCE, *names.PLACEMENT_KEYS, "config", "trial_id", "pid", "node_ip",
+_NOT_METRICS = {names.DONE_TRAINING, names.REGIME, names.CONVERGENCE, names.ERROR, names.ERROR_TEXT,
+                *names.PLACEMENT_KEYS, "config", "trial_id", "pid", "node_ip",
                 "date", "timestamp", "time_this_iter_s", "time_total_s", "time_since_restore",
                 "iterations_since_restore", "training_iteration", "done", "should_checkpoint"}
 
 
 def get_or_create_experiment(client, name: str, tracking_uri: str) -> str:
+    """The experiment's id, created if needed, marked as model training (see `mark_experiment_kind`)."""
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    return client.create_experiment(name, artifact_location=default_artifact_location(tracking_uri))
+    if experiment is None:
+        return client.create_experiment(name, artifact_location=default_artifact_location(tracking_uri),
+                                        tags={names.EXPERIMENT_KIND_TAG: names.EXPERIMENT_KIND_TRAINING})
+    mark_experiment_kind(client, experiment)
+    return experiment.experiment_id
+
+
+def mark_experiment_kind(client, experiment) -> None:
+    """MLflow 3's UI opens an experiment without a kind on its GenAI overview (traces, latency); marked
+    custom_model_development it opens on the runs table. A kind a user has set stays as it is."""
+    if names.EXPERIMENT_KIND_TAG not in experiment.tags:
+        client.set_experiment_tag(experiment.experiment_id, names.EXPERIMENT_KIND_TAG, names.EXPERIMENT_KIND_TRAINING)
 
 
 def numeric_metrics(result: dict[str, Any]) -> dict[str, float]:
@@ -60,6 +73,17 @@ def refused(error: Exception) -> bool:
     return isinstance(error, MlflowException) and error.get_http_status_code() in REFUSED_HTTP_STATUSES
 
 
+def ray_error_text(trial) -> str:
+    """What Ray recorded about a trial's failures: one "Failure # n" section per failure, each with the
+    error (a traceback, or why the worker process died)."""
+    try:
+        local = Path(trial.error_file) if trial.error_file else None
+        text = local.read_text() if local is not None and local.exists() else trial.get_error()
+    except Exception as error:  # the error file is on storage that is not reachable now
+        text = f"(Ray's error file of trial {trial.trial_id} could not be read: {error})"
+    return text or f"trial {trial.trial_id} failed; Ray recorded no error text"
+
+
 def trial_status(last_result: dict[str, Any], errored: bool) -> str:
     if errored:
         return names.ERRORED
@@ -69,9 +93,22 @@ def trial_status(last_result: dict[str, Any], errored: bool) -> str:
 
 
 def child_run_params(config: dict[str, Any], settings: TrialSettings) -> dict[str, str]:
-    gan_config = GanConfig.from_flat(trial_params(config, settings))
-    logged = {**gan_config.to_flat(), names.CAPACITY_RATIO_LOG2: gan_config.capacity_ratio_log2}
+    """Every GanConfig field and the capacity ratio; the raw values of a combination GanConfig refuses (the
+    trial ends as errored and says why, its run still shows what it was given)."""
+    params = trial_params(config, settings)
+    try:
+        gan_config = GanConfig.from_flat(params)
+        logged = {**gan_config.to_flat(), names.CAPACITY_RATIO_LOG2: gan_config.capacity_ratio_log2}
+    except ConfigError:
+        logged = params
     return {key: str(value) for key, value in sorted(logged.items())}
+
+
+def child_run_identity(config: dict[str, Any], settings: TrialSettings) -> tuple[str, str]:
+    """(run name, configuration id) of a trial: see study.run_names."""
+    params = trial_params(config, settings)
+    searched = [name for name in params if name not in settings.fixed]
+    return trial_run_name(params, searched), config_id(params)
 
 
 class MlflowStudyCallback(Callback):
@@ -126,7 +163,8 @@ class MlflowStudyCallback(Callback):
 
         trial_id, kind = op["trial_id"], op["kind"]
         if kind == "create":
-            self._create_or_find(trial_id, op["params"])
+            # writes spooled by an older version carry no name or tags
+            self._create_or_find(trial_id, op["params"], op.get("run_name") or f"trial-{trial_id}", op.get("tags", {}))
             return
         run_id = self._run_ids.get(trial_id) or self._find_child_run(trial_id)
         if run_id is None:
@@ -164,7 +202,7 @@ class MlflowStudyCallback(Callback):
         self._logged_step[trial_id] = max((m.step for m in history), default=-1)
         return run_id
 
-    def _create_or_find(self, trial_id: str, params: dict[str, str]) -> None:
+    def _create_or_find(self, trial_id: str, params: dict[str, str], run_name: str, tags: dict[str, str]) -> None:
         """The trial's child run: found again after a retry or `--resume`, created otherwise."""
         from mlflow.entities import Param
 
@@ -180,9 +218,9 @@ class MlflowStudyCallback(Callback):
             return
         run = self.client.create_run(
             self.experiment_id,
-            run_name=f"trial-{trial_id}",
+            run_name=run_name,
             tags={names.PARENT_TAG: self.parent_run_id, names.ROLE_TAG: names.ROLE_TRIAL,
-                  names.TRIAL_ID_TAG: trial_id, names.STATUS_TAG: names.RUNNING},
+                  names.TRIAL_ID_TAG: trial_id, names.STATUS_TAG: names.RUNNING, **tags},
         )
         self._run_ids[trial_id] = run.info.run_id
         self._logged_step[trial_id] = -1
@@ -193,7 +231,9 @@ class MlflowStudyCallback(Callback):
         self.queue.flush(force=True)  # the writes an interrupted driver could not make, from the spool
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self._submit("create", trial.trial_id, params=child_run_params(trial.config, self.settings))
+        run_name, configuration = child_run_identity(trial.config, self.settings)
+        self._submit("create", trial.trial_id, params=child_run_params(trial.config, self.settings),
+                     run_name=run_name, tags={names.CONFIG_ID_TAG: configuration})
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         trial_id = trial.trial_id
@@ -202,13 +242,22 @@ class MlflowStudyCallback(Callback):
         if first:
             tags = {names.placement_tag(key): str(result.get(key, "")) for key in names.PLACEMENT_KEYS}
             self._submit("tags", trial_id, tags=tags)
+        if names.ERROR in result:  # the trial could not run (study.trial): nothing was measured
+            return
         self._submit("metrics", trial_id, step=int(result[names.STEP]), timestamp=int(time.time() * 1000),
                      metrics=numeric_metrics(result))
 
-    def _finish(self, trial, errored: bool) -> None:
+    def _finish(self, trial, error_text: str | None) -> None:
+        """The trial's final status, tags and artifacts; `error_text` is Ray's error text of a failed trial."""
         last = self._last_result.get(trial.trial_id, dict(trial.last_result or {}))
-        status = trial_status(last, errored)
+        if names.ERROR in last:  # an error the trial reported itself, not to be retried (study.errors)
+            error_text = str(last.get(names.ERROR_TEXT) or last[names.ERROR])
+        status = trial_status(last, errored=error_text is not None)
         tags = {names.STATUS_TAG: status}
+        if error_text is not None:
+            tags[names.ERROR_TAG] = error_reason(error_text)
+            self._submit("artifact", trial.trial_id, path=self._spool_file(trial.trial_id, names.ERROR_ARTIFACT,
+                                                                           error_text), artifact_path=None)
         if names.REGIME in last:
             tags[names.REGIME_TAG] = str(last[names.REGIME])
         if names.CONVERGENCE in last:
@@ -219,6 +268,13 @@ class MlflowStudyCallback(Callback):
             self._submit("artifact", trial.trial_id, path=grid, artifact_path="samples")
         failed = status in (names.ERRORED, names.DIVERGED_STATUS)
         self._submit("terminate", trial.trial_id, status="FAILED" if failed else "FINISHED")
+
+    def _spool_file(self, trial_id: str, name: str, text: str) -> str:
+        """A file in the spool, so that it can be logged after an outage too."""
+        target = Path(self.spool_dir) / "artifacts" / trial_id / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        return str(target)
 
     def _copy_sample_grid(self, trial) -> str | None:
         """Copy the last checkpoint's grid into the spool, so it can be logged after an outage too."""
@@ -235,10 +291,10 @@ class MlflowStudyCallback(Callback):
         return str(target)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._finish(trial, errored=False)
+        self._finish(trial, error_text=None)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._finish(trial, errored=True)
+        self._finish(trial, error_text=ray_error_text(trial))
 
     def on_experiment_end(self, trials, **info):
         # the driver's last chance to log: give a restarting store some time before leaving writes spooled

@@ -33,6 +33,7 @@ class TrialSettings:
     metric: str
     mode: str
     base_seed: int
+    dataset_options: Any = None  # gan.stacked_mnist.StackedOptions of a Stacked MNIST data set, else None
 
 
 def optuna_parameter_key(name: str, variant: int, variants: int) -> str:

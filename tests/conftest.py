@@ -31,7 +31,8 @@ def quick_classifier(mnist5k, tmp_path_factory):
 
 def pytest_collection_modifyitems(config, items):
     # The fast tier (`-m "not slow"`) leaves out whole modules that start Ray clusters or run studies.
-    slow_modules = {"test_cluster.py", "test_fault_tolerance.py", "test_study_e2e.py", "test_reports_e2e.py"}
+    slow_modules = {"test_cluster.py", "test_fault_tolerance.py", "test_study_e2e.py", "test_reports_e2e.py",
+                    "test_errored_trials.py", "test_mlflow_auth.py", "test_mlflow_ui.py"}
     for item in items:
         if item.path.name in slow_modules:
             item.add_marker(pytest.mark.slow)

@@ -17,10 +17,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -93,29 +96,34 @@ def ray_cluster(head: list[str], workers: list[list[str]] = ()) -> Iterator[str]
 
 
 class MlflowServer:
-    """`mlflow server` on a sqlite database with proxied artifacts; can be stopped and restarted on its port."""
+    """`mlflow server` on a sqlite database (its own, or `backend_uri`) with proxied artifacts, on loopback;
+    can be stopped and restarted on its port."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, backend_uri: str | None = None):
         self.folder = folder
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
+        self.backend_uri = backend_uri or f"sqlite:///{self.folder / 'server.db'}"
         self.process: subprocess.Popen | None = None
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        return (["mlflow", "server", "--backend-store-uri", self.backend_uri,
+                 "--artifacts-destination", str(self.folder / "server_artifacts"),
+                 "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"], dict(os.environ))
 
     def start(self) -> None:
         log = open(self.folder / "mlflow_server.log", "a")
-        self.process = subprocess.Popen(
-            ["mlflow", "server", "--backend-store-uri", f"sqlite:///{self.folder / 'server.db'}",
-             "--artifacts-destination", str(self.folder / "server_artifacts"),
-             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"],
-            cwd=self.folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        command, env = self.command()
+        self.process = subprocess.Popen(command, cwd=self.folder, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
         wait_for(self._answers, 180, f"the MLflow server at {self.uri}", interval=0.5)
 
     def _answers(self) -> bool:
         assert self.process.poll() is None, (self.folder / "mlflow_server.log").read_text()[-3000:]
-        try:
-            MlflowClient(self.uri).search_experiments(max_results=1)
-            return True
-        except Exception:
+        try:  # /health answers without credentials, also on a basic-auth server
+            with urllib.request.urlopen(f"{self.uri}/health", timeout=5) as response:
+                return response.status == 200
+        except OSError:
             return False
 
     def stop(self) -> None:
@@ -125,6 +133,21 @@ class MlflowServer:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process = None
+
+
+class DeployedMlflowServer(MlflowServer):
+    """deploy/mlflow_server.sh (MLflow's basic-auth app by default) on loopback, its data in `folder`/data."""
+
+    def __init__(self, folder: Path, **env: str):
+        super().__init__(folder)
+        self.data_dir = folder / "data"
+        self.env = env
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        env = {**os.environ, "MLFLOW_HOST": "127.0.0.1", "MLFLOW_PORT": str(self.port), **self.env}
+        for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            env.pop(name, None)
+        return ["bash", str(ROOT / "deploy" / "mlflow_server.sh"), str(self.data_dir)], env
 
 
 TINY_SPACE = """
@@ -159,11 +182,14 @@ def study_command(tmp_path: Path, space: str, *args: str, tracking_uri: str | No
             "--storage-path", str(tmp_path / "ray"), *args]
 
 
-def start_study(tmp_path: Path, space: str, *args: str, tracking_uri: str | None = None) -> subprocess.Popen:
-    """The study driver as a subprocess (RAY_AUTH_MODE comes from conftest through os.environ)."""
+def start_study(tmp_path: Path, space: str, *args: str, tracking_uri: str | None = None,
+                env: dict[str, str] | None = None) -> subprocess.Popen:
+    """The study driver as a subprocess (RAY_AUTH_MODE comes from conftest through os.environ), its stdout and
+    stderr in driver.log, with `env` added to this process's environment."""
     log = open(tmp_path / "driver.log", "a")
     return subprocess.Popen(study_command(tmp_path, space, *args, tracking_uri=tracking_uri), cwd=tmp_path,
-                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
 
 def finish_study(process: subprocess.Popen, tmp_path: Path, expected_status: int = 0, timeout: float = 300) -> None:
@@ -175,8 +201,9 @@ def finish_study(process: subprocess.Popen, tmp_path: Path, expected_status: int
     assert status == expected_status, (tmp_path / "driver.log").read_text()[-4000:]
 
 
-def run_study(tmp_path: Path, space: str, *args: str, tracking_uri: str | None = None) -> None:
-    finish_study(start_study(tmp_path, space, *args, tracking_uri=tracking_uri), tmp_path)
+def run_study(tmp_path: Path, space: str, *args: str, tracking_uri: str | None = None, expected_status: int = 0,
+              env: dict[str, str] | None = None) -> None:
+    finish_study(start_study(tmp_path, space, *args, tracking_uri=tracking_uri, env=env), tmp_path, expected_status)
 
 
 def study_runs(client: MlflowClient, experiment: str = "study"):

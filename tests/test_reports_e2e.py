@@ -94,14 +94,6 @@ def test_imbalance_table_equals_mean_and_std_recomputed_from_mlflow(study, repor
     assert "pixel FD" in markdown and "| trials | 4 (4 completed)" in markdown
 
 
-def test_report_is_logged_to_the_parent_run(study, report):
-    _, _, client, parent_id = study
-    logged = {a.path for a in client.list_artifacts(parent_id, "report")}
-    written = {f"report/{p.name}" for p in report.iterdir() if p.is_file()}
-    assert logged == written
-    assert {"report/report.html", "report/report.md", "report/imbalance.csv", "report/samples.png"} <= logged
-
-
 def test_html_renders_in_headless_chromium_without_broken_images(report, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:

@@ -67,3 +67,12 @@ def test_a_run_continued_from_its_state_reports_what_the_whole_run_reports(mnist
     for left, right in zip(whole[1:], resumed):
         for key in (names.LOSS_D, names.LOSS_G, names.EVAL_D_FAKE, names.final(names.EVAL_D_FAKE)):
             assert left.get(key) == right.get(key), key
+
+
+def test_an_architecture_with_a_budget_of_its_own_trains_for_it(mnist5k):
+    mlp_budget = Budget(steps=20, epochs=None, eval_every=10)
+    budget = Budget(steps=12, epochs=None, eval_every=4, per_arch=(("mlp", mlp_budget),))
+    assert budget.for_arch("mlp") is mlp_budget and budget.for_arch("dcgan") is budget
+    assert budget.evaluations == 3  # the longest time axis: the study's 12 / 4, against the MLP's 20 / 10
+    reports, _ = collect(GanConfig(**TINY), mnist5k, budget)
+    assert [r[names.STEP] for r in reports] == [10, 20]

@@ -70,6 +70,30 @@ def test_shipped_spaces_all_parse_and_resolve_by_bare_name(tmp_path, monkeypatch
     ("evaluation: {metrics: [inception_scor]}\nbudget: {steps: 1, eval_every: 1}", "evaluation.metrics entry must be one of"),
     ("scheduler: pbt\nsearch: random\nsearch_space: {g_width: {choice: [8, 16]}}\nbudget: {steps: 1, eval_every: 1}",
      "pbt needs at least one searched parameter it can mutate"),
+    # a repeated key: PyYAML would keep the last value silently
+    ("search: grid\nsearch_space:\n  k: {grid: [1, 2]}\n  k: {grid: [5]}\nbudget: {steps: 1, eval_every: 1}",
+     "not valid YAML at line 4: key 'k' repeated (first at line 3)"),
+    ("budget: {steps: 1, eval_every: 1}\nseed: 1\nseed: 2", "not valid YAML at line 3: key 'seed' repeated (first at line 2)"),
+    # every value of a choice and both bounds of every range, checked against the parameter's domain
+    ("search_space: {d_dropout: {uniform: [0.1, 1.5]}}\nbudget: {steps: 1, eval_every: 1}",
+     "search_space.d_dropout.uniform high bound 1.5: d_dropout must be in [0, 1), got 1.5"),
+    ("search_space: {d_dropout: {uniform: [-0.5, 0.5]}}\nbudget: {steps: 1, eval_every: 1}",
+     "search_space.d_dropout.uniform low bound -0.5: d_dropout must be in [0, 1)"),
+    ("search_space: {lr_g: {loguniform: [1.0e-4, .inf]}}\nbudget: {steps: 1, eval_every: 1}", "high bound inf: lr_g must be > 0"),
+    ("search_space: {k: {choice: [1, 2, 0]}}\nbudget: {steps: 1, eval_every: 1}", "k.choice value 0: k must be >= 1, got 0"),
+    ("search_space: {k: {int: [0, 100000]}}\nbudget: {steps: 1, eval_every: 1}", "k.int low bound 0: k must be >= 1"),
+    # a small integer range is checked value by value: momentum_ramp_end is 0 or above momentum_ramp_start
+    ("fixed: {momentum_ramp_start: 3}\nsearch_space: {momentum_ramp_end: {int: [0, 6]}}\nbudget: {steps: 1, eval_every: 1}",
+     "momentum_ramp_end.int value 1: momentum_ramp_end must be > momentum_ramp_start (3) or 0"),
+    ("fixed: {momentum_ramp_start: 4}\nsearch_space: {momentum_ramp_end: {qrandint: [0, 8, 2]}}\nbudget: {steps: 1, eval_every: 1}",
+     "momentum_ramp_end.qrandint value 2:"),
+    ("search_space: {k: {uniform: [1, 5]}}\nbudget: {steps: 1, eval_every: 1}", "k is an integer; use int or qrandint"),
+    # with the fixed values: simultaneous updates need k = 1
+    ("fixed: {updates: simultaneous}\nsearch_space: {k: {choice: [1, 2]}}\nbudget: {steps: 1, eval_every: 1}",
+     "k.choice value 2: updates: simultaneous makes one D and one G update per minibatch: k must be 1"),
+    # Tune's num_samples would repeat the grid: identical trials with our explicit seeds
+    ("search: grid\nnum_samples: 3\nsearch_space: {k: {grid: [1, 2]}}\nbudget: {steps: 1, eval_every: 1}",
+     "num_samples does not apply to search: grid"),
 ])
 def test_bad_spaces_give_one_line_naming_the_file_and_problem(tmp_path, text, message):
     path = _write(tmp_path, text)
@@ -77,6 +101,42 @@ def test_bad_spaces_give_one_line_naming_the_file_and_problem(tmp_path, text, me
         load_space(path)
     assert message in str(info.value)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_values_valid_only_with_their_conditions_or_other_searched_values_are_accepted(tmp_path):
+    # g_depth 0 is a valid DCGAN depth (mlp needs >= 1): accepted under its `when`, and when arch is searched as dcgan
+    conditional = _write(tmp_path, "search_space:\n  arch: {choice: [mlp, dcgan]}\n"
+                                   "  g_depth: {choice: [0, 1], when: {arch: dcgan}}\nbudget: {steps: 1, eval_every: 1}")
+    assert load_space(conditional).params[1].args == (0, 1)
+    only_dcgan = _write(tmp_path, "search_space:\n  arch: {choice: [dcgan]}\n  g_depth: {choice: [0]}\n"
+                                  "budget: {steps: 1, eval_every: 1}", "dcgan.yaml")
+    assert load_space(only_dcgan).param_names == ("arch", "g_depth")
+    # a YAML merge key may override on purpose: not a repeated key
+    merged = _write(tmp_path, "budget: {<<: {steps: 5, eval_every: 1}, steps: 2}\n", "merged.yaml")
+    assert load_space(merged).budget.steps == 2
+
+
+def test_the_storage_probe_leaves_nothing_behind(tmp_path):
+    from study.run import check_storage
+
+    check_storage(str(tmp_path / "new" / "ray_results"))  # created, written, removed again
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "existing").mkdir()
+    check_storage(str(tmp_path / "existing"))
+    assert list((tmp_path / "existing").iterdir()) == []
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"\x7fELF\x02\x01\x01\x00\x00\x00", "not a text file (a NUL byte at offset 7)"),
+    ("dataset: mnist5k  # caf\u00e9\n".encode("latin-1"), "not UTF-8 text (byte 0xe9 at offset 23)"),
+    (b"dataset: mnist5k\x07\n", "not valid YAML: unacceptable character #x0007"),
+])
+def test_binary_or_non_utf8_space_files_give_one_line(tmp_path, content, message):
+    path = tmp_path / "space.yaml"
+    path.write_bytes(content)
+    with pytest.raises(SpaceError) as info:
+        load_space(path)
+    assert message in str(info.value) and str(path) in str(info.value) and "\n" not in str(info.value)
 
 
 def test_missing_space_file_lists_the_shipped_ones():
@@ -105,6 +165,10 @@ def run_cli(args, capsys) -> tuple[int, list[str]]:
     (["--space", "GOOD", "--gpus-per-trial", "1.5"], "gpus_per_trial must be a fraction in [0, 1] or a whole number"),
     (["--space", "CIFAR"], "data set 'cifar10' not found under"),
     (["--space", "GOOD", "--resume"], "--resume: no MLflow store at sqlite:///"),
+    (["--space", "BINARY"], "not a text file (a NUL byte at offset 1)"),
+    (["--space", "GOOD", "--num-samples", "4"], "--num-samples does not apply to search: grid"),
+    (["--space", "GOOD", "--storage-path", "A_FILE/ray"], "A_FILE is a file, not a folder"),
+    (["--space", "GOOD", "--storage-path", "/proc/gan-study-results"], "--storage-path /proc/gan-study-results cannot be written"),
 ])
 def test_cli_bad_input_exits_2_with_one_line_before_ray_starts(tmp_path, monkeypatch, capsys, args, message):
     import ray
@@ -113,9 +177,27 @@ def test_cli_bad_input_exits_2_with_one_line_before_ray_starts(tmp_path, monkeyp
     _write(tmp_path, VALID, "GOOD")
     _write(tmp_path, "schedular: asha\nbudget: {steps: 1, eval_every: 1}\n", "BAD")
     _write(tmp_path, f"dataset: cifar10\ndata_root: {tmp_path / 'data'}\nbudget: {{steps: 1, eval_every: 1}}\n", "CIFAR")
-    args = [str(tmp_path / a) if a in ("GOOD", "BAD", "CIFAR") else a for a in args]
+    (tmp_path / "BINARY").write_bytes(b"\x89\x00PNG")
+    (tmp_path / "A_FILE").write_text("not a folder")
+    args = [str(tmp_path / a) if a in ("GOOD", "BAD", "CIFAR", "BINARY") else a.replace("A_FILE", str(tmp_path / "A_FILE"))
+            for a in args]
     status, lines = run_cli(args, capsys)
     assert status == 2, lines
     assert len(lines) == 1 and message in lines[0], lines
     assert not ray.is_initialized()
     assert not (tmp_path / "ray_results").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_per_architecture_budget_is_parsed_and_checked(tmp_path):
+    text = VALID.replace("budget: {steps: 100, eval_every: 50}",
+                         "budget: {steps: 100, eval_every: 50, per_arch: {mlp: {steps: 400, eval_every: 50}}}")
+    space = load_space(_write(tmp_path, text))
+    assert space.budget.for_arch("mlp").steps == 400 and space.budget.for_arch("dcgan").steps == 100
+    assert space.budget.evaluations == 8
+    for bad, message in [("per_arch: {gan: {steps: 4, eval_every: 2}}", "unknown key 'gan' in budget.per_arch"),
+                         ("per_arch: {mlp: {steps: 4}}", "budget.per_arch.mlp needs eval_every"),
+                         ("per_arch: {mlp: {steps: 4, eval_every: 2, per_arch: {}}}",
+                          "unknown key 'per_arch' in budget.per_arch.mlp")]:
+        broken = VALID.replace("budget: {steps: 100, eval_every: 50}", f"budget: {{steps: 100, eval_every: 50, {bad}}}")
+        with pytest.raises(SpaceError, match=message.replace("(", r"\(")):
+            load_space(_write(tmp_path, broken))

@@ -5,6 +5,8 @@ from gan.metrics.classifier import (
     LeNet,
     TrainedClassifier,
     TrainingRecipe,
+    channel_features,
+    channel_probabilities,
     load_or_train_classifier,
     train_classifier,
 )
@@ -17,6 +19,8 @@ from gan.metrics.diagnostics import (
 )
 from gan.metrics.fid import extract_features, fid
 from gan.metrics.frechet import frechet_distance, frechet_distance_fast, gaussian_statistics
+from gan.metrics.kid import KidResult, kid
+from gan.metrics.modes import expected_modes_covered, mode_numbers, modes_covered_and_kl
 from gan.metrics.parzen import (
     DEFAULT_SIGMAS,
     ParzenResult,
@@ -27,8 +31,9 @@ from gan.metrics.parzen import (
 )
 
 __all__ = [
-    "CACHE_ENV", "DEFAULT_RECIPE", "DEFAULT_SIGMAS", "LeNet", "ParzenResult", "TrainedClassifier", "TrainingRecipe",
-    "classifier_score", "discriminator_balance", "extract_features", "fid", "frechet_distance", "frechet_distance_fast",
+    "CACHE_ENV", "DEFAULT_RECIPE", "DEFAULT_SIGMAS", "KidResult", "LeNet", "ParzenResult", "TrainedClassifier",
+    "TrainingRecipe", "channel_features", "channel_probabilities", "classifier_score", "expected_modes_covered",
+    "kid", "mode_numbers", "modes_covered_and_kl", "discriminator_balance", "extract_features", "fid", "frechet_distance", "frechet_distance_fast",
     "gaussian_statistics", "load_or_train_classifier", "mode_coverage", "parzen_log_densities", "parzen_log_likelihood",
     "parzen_protocol", "precision_recall_density_coverage", "select_parzen_sigma", "sliced_wasserstein_distance",
     "train_classifier",

@@ -15,6 +15,7 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -74,6 +75,39 @@ class LeNet(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.features(images)))
+
+
+def channel_groups(model: LeNet, images: torch.Tensor) -> int:
+    """How many of the model's inputs an image holds along its channels: 3 for Stacked MNIST and a digit LeNet."""
+    model_channels, image_channels = model.image_shape[0], images.shape[1]
+    if image_channels % model_channels:
+        raise ValueError(f"a {model_channels}-channel classifier cannot read {image_channels}-channel images")
+    return image_channels // model_channels
+
+
+def channel_features(model: LeNet) -> Callable[[torch.Tensor], torch.Tensor]:
+    """images N x (G·c) x H x W -> N x (G·F): the model's features of each group of its c input channels,
+    concatenated in channel order. G = 1 (an image the model was trained on) gives `model.features` itself;
+    Stacked MNIST with the digit classifier gives 3 x 128 = 384 features, one block per channel."""
+
+    def features(images: torch.Tensor) -> torch.Tensor:
+        groups = channel_groups(model, images)
+        if groups == 1:
+            return model.features(images)
+        n, c = images.shape[0], model.image_shape[0]
+        # N x (G·c) x H x W -> (N·G) x c x H x W: image n's group g becomes row n·G + g
+        per_group = model.features(images.reshape(n * groups, c, *images.shape[2:]))
+        return per_group.reshape(n, groups * per_group.shape[1])
+
+    return features
+
+
+def channel_probabilities(model: LeNet, features: torch.Tensor) -> torch.Tensor:
+    """Class probabilities N x G x K of each channel group from `channel_features` output N x (G·F),
+    by the model's head alone (the features are already computed), in float64 on the CPU."""
+    weight, bias = model.head.weight.detach().double().cpu(), model.head.bias.detach().double().cpu()  # K x F, K
+    blocks = torch.as_tensor(features).double().cpu().reshape(len(features), -1, weight.shape[1])  # N x G x F
+    return torch.softmax(blocks @ weight.T + bias, dim=2)
 
 
 @dataclass
@@ -170,7 +204,13 @@ def load_or_train_classifier(
     recipe: TrainingRecipe = DEFAULT_RECIPE,
 ) -> TrainedClassifier:
     """The classifier for `splits`, from cache_dir (default $GAN_STUDY_CACHE or ~/.cache/gan-study/classifiers)
-    or trained now (on `device`) and cached. Safe when several processes call it at once."""
+    or trained now (on `device`) and cached. Safe when several processes call it at once.
+
+    Stacked MNIST gets the classifier of the digits that fill its channels (`splits.channel_source`), which
+    labels each channel (`channel_features`, `channel_probabilities`): the mnist5k classifier for stacked_mnist.
+    """
+    if getattr(splits, "channel_source", None) is not None:
+        splits = splits.channel_source
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     cache_dir.mkdir(parents=True, exist_ok=True)
     path = cache_dir / f"lenet-{splits.name}-{splits.fingerprint()}-{recipe.key()}.pt"

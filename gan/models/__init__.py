@@ -7,17 +7,20 @@ from torch import nn
 from gan.config import GanConfig
 from gan.models.dcgan import DcganDiscriminator, DcganGenerator
 from gan.models.mlp import MlpDiscriminator, MlpGenerator
+from gan.models.packing import pack, packed_shape
 
 
 def build_gan(config: GanConfig, image_shape: tuple[int, int, int]) -> tuple[nn.Module, nn.Module]:
+    """G makes images of `image_shape`; D reads packs of `config.pack` of them (m·C channels)."""
+    d_shape = packed_shape(image_shape, config.pack)
     if config.arch == "mlp":
         generator = MlpGenerator(config.z_dim, image_shape, config.g_width, config.g_depth)
-        discriminator = MlpDiscriminator(image_shape, config.d_width, config.d_depth, config.d_activation,
+        discriminator = MlpDiscriminator(d_shape, config.d_width, config.d_depth, config.d_activation,
                                          config.maxout_pieces, config.d_dropout, config.leaky_slope,
                                          config.d_input_dropout)
     else:
         generator = DcganGenerator(config.z_dim, image_shape, config.g_width, config.g_depth, config.g_batchnorm)
-        discriminator = DcganDiscriminator(image_shape, config.d_width, config.d_depth, config.d_batchnorm,
+        discriminator = DcganDiscriminator(d_shape, config.d_width, config.d_depth, config.d_batchnorm,
                                            config.leaky_slope)
     for network, init_range in ((generator, config.g_init_range), (discriminator, config.d_init_range)):
         if init_range > 0:
@@ -46,4 +49,4 @@ def parameter_count(module: nn.Module) -> int:
 
 
 __all__ = ["build_gan", "init_uniform", "generator_outputs_tanh", "parameter_count", "MlpGenerator", "MlpDiscriminator",
-           "DcganGenerator", "DcganDiscriminator"]
+           "DcganGenerator", "DcganDiscriminator", "pack", "packed_shape"]

@@ -1,0 +1,52 @@
+"""How a trial's MLflow run is named and grouped.
+
+- Its name says what it trained: `dcgan g32 d8 k1 s0` (architecture, G and D widths, k, then every other
+  searched parameter as name=value, the seed last). Tune's trial id stays in the tag gan_study.trial_id.
+- Its configuration id (tag gan_study.config_id) is a hash of all its parameters but the seed: the seeds
+  of one configuration share it, so MLflow's "Group by" that tag aggregates them (mean, min, max).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Iterable
+
+from gan.config import ConfigError, GanConfig
+
+# The fields every name starts with, and how they are written: 'dcgan g32 d8 k1'
+LEADING_FIELDS = (("arch", ""), ("g_width", "g"), ("d_width", "d"), ("k", "k"))
+CONFIG_ID_CHARS = 12
+
+
+def flat_parameters(params: dict[str, Any]) -> dict[str, Any]:
+    """Every GanConfig field of a trial (defaults included) when its parameters make a valid configuration;
+    the parameters as given when they do not (the trial will end as errored, its run still names them)."""
+    try:
+        return GanConfig.from_flat(params).to_flat()
+    except ConfigError:
+        return dict(params)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def trial_run_name(params: dict[str, Any], searched: Iterable[str]) -> str:
+    """'dcgan g32 d8 k1 lr_g=0.0002 s0' for a trial's flat parameters and the names of the searched ones."""
+    flat = flat_parameters(params)
+    leading = [f"{prefix}{_short(flat[name])}" for name, prefix in LEADING_FIELDS if name in flat]
+    others = [f"{name}={_short(flat[name])}" for name in searched
+              if name in flat and name not in dict(LEADING_FIELDS) and name != "seed"]
+    seed = [f"s{flat['seed']}"] if "seed" in flat else []
+    return " ".join(leading + others + seed)
+
+
+def config_id(params: dict[str, Any]) -> str:
+    """A stable hash of a trial's parameters without its seed: the same for every seed of a configuration."""
+    flat = {name: value for name, value in flat_parameters(params).items() if name != "seed"}
+    encoded = json.dumps(flat, sort_keys=True, default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()[:CONFIG_ID_CHARS]
