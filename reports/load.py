@@ -29,7 +29,7 @@ class ReportError(StoreError):
 class StudyData:
     """One study as MLflow holds it.
 
-    trials: one row per child run; columns run_id, trial_id, status, regime, convergence, start, end,
+    trials: one row per child run; columns run_id, trial_id, run_name, status, regime, convergence, start, end,
     duration_s, then `param.<name>` (numbers parsed where they are numbers) and
     `metric.<name>` (the trial's value of each metric, final/ preferred, see the module doc).
     """
@@ -88,6 +88,7 @@ def trial_frame(children: list) -> pd.DataFrame:
         row = {
             "run_id": run.info.run_id,
             "trial_id": run.data.tags.get(names.TRIAL_ID_TAG, run.info.run_name),
+            "run_name": run.info.run_name,
             "status": run.data.tags.get(names.STATUS_TAG, "unknown"),
             "regime": run.data.tags.get(names.REGIME_TAG),
             "convergence": run.data.tags.get(names.CONVERGENCE_TAG),

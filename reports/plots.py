@@ -257,7 +257,7 @@ def d_outputs(study: StudyData, out: Path) -> Plot | None:
             break
         axes.set_ylim(-0.02, 1.02)
         _finish_axes(axes, "generator step", "mean discriminator output",
-                     f"{title}\ntrial {trial['trial_id']}, final gap {trial[gap]:.3f}", fontsize=9)
+                     f"{title}\n{trial['run_name']}, final gap {trial[gap]:.3f}", fontsize=9)
     path = _save(figure, out / "d_outputs.png")
     return Plot("d_outputs", "Discriminator outputs over training",
                 "D near 1 on reals and near 0 on fakes: D wins; the two curves meeting: G fools D.", path)
@@ -284,7 +284,7 @@ def sample_grids(study: StudyData, out: Path) -> Plot | None:
         axes = figure.add_subplot(1, len(shown), i + 1)
         axes.imshow(image, cmap="gray")
         axes.set_axis_off()
-        axes.set_title(f"{name}: trial {trial['trial_id']}\nfinal {study.fid_label} "
+        axes.set_title(f"{name}: {trial['run_name']}\nfinal {study.fid_label} "
                        f"{trial[METRIC_PREFIX + study.fid_metric]:.4g}", fontsize=9)
     path = _save(figure, out / "samples.png")
     return Plot("samples", "Samples of the best and the worst trial",
