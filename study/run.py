@@ -304,8 +304,12 @@ def _trial_settings(settings: StudySettings):
     from study.tune_config import TrialSettings
 
     space = settings.space
+    from study.run_names import naming_parameters
+
+    named = naming_parameters(space.grid_variants()) if space.search == "grid" else None
     return TrialSettings(space.dataset, settings.data_root, space.fixed, space.budget, space.evaluation,
-                         space.metric, space.mode, space.seed, dataset_options=space.dataset_options)
+                         space.metric, space.mode, space.seed, dataset_options=space.dataset_options,
+                         named_parameters=named)
 
 
 def _trainable(settings: StudySettings):

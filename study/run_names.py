@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import defaultdict
 from typing import Any, Iterable
 
 from gan.config import ConfigError, GanConfig
@@ -31,7 +32,7 @@ def _short(value: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, float):
-        return f"{value:.3g}"
+        return f"{value:.6g}"  # 1.0006 stays 1.0006, 0.0002 stays 0.0002
     return str(value)
 
 
@@ -43,6 +44,22 @@ def trial_run_name(params: dict[str, Any], searched: Iterable[str]) -> str:
               if name in flat and name not in dict(LEADING_FIELDS) and name != "seed"]
     seed = [f"s{flat['seed']}"] if "seed" in flat else []
     return " ".join(leading + others + seed)
+
+
+def naming_parameters(grid_points: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The parameters of a grid that a run name needs beyond architecture, widths and k: those that take more
+    than one value (absent counts as one) among the grid points sharing those leading fields. A value that
+    follows from the leading fields (balance.yaml's per-architecture learning rates) would only lengthen
+    every name."""
+    leading = [name for name, _ in LEADING_FIELDS]
+    names = list(dict.fromkeys(name for point in grid_points for name in point
+                               if name not in leading and name != "seed"))
+    values: dict[tuple, dict[str, set]] = defaultdict(lambda: defaultdict(set))
+    for point in grid_points:
+        group = values[tuple(repr(point.get(name)) for name in leading)]
+        for name in names:
+            group[name].add(repr(point.get(name)))
+    return tuple(name for name in names if any(len(group[name]) > 1 for group in values.values()))
 
 
 def config_id(params: dict[str, Any]) -> str:

@@ -107,7 +107,8 @@ def child_run_params(config: dict[str, Any], settings: TrialSettings) -> dict[st
 def child_run_identity(config: dict[str, Any], settings: TrialSettings) -> tuple[str, str]:
     """(run name, configuration id) of a trial: see study.run_names."""
     params = trial_params(config, settings)
-    searched = [name for name in params if name not in settings.fixed]
+    searched = [name for name in params if name not in settings.fixed] if settings.named_parameters is None \
+        else list(settings.named_parameters)
     return trial_run_name(params, searched), config_id(params)
 
 

@@ -34,6 +34,9 @@ class TrialSettings:
     mode: str
     base_seed: int
     dataset_options: Any = None  # gan.stacked_mnist.StackedOptions of a Stacked MNIST data set, else None
+    # the searched parameters a trial's run name spells out beyond architecture, widths and k
+    # (study.run_names.naming_parameters); None: every searched parameter
+    named_parameters: tuple[str, ...] | None = None
 
 
 def optuna_parameter_key(name: str, variant: int, variants: int) -> str:

@@ -21,7 +21,7 @@ from study.description import MAX_DESCRIPTION_CHARS, BestTrial, ReportLink, stud
 from study.errors import error_reason, will_recur
 from study.outcome import (EXIT_COMPLETED, EXIT_FAILED, EXIT_SOME_ERRORED, best_trial, study_outcome,
                            trial_outcomes)
-from study.run_names import config_id, trial_run_name
+from study.run_names import config_id, naming_parameters, trial_run_name
 from study.space import load_space
 from study.tune_config import GRID_PARAMS, SEED_INDEX, TrialSettings
 
@@ -120,9 +120,24 @@ def test_run_names_say_what_a_trial_trained():
     assert trial_run_name({"arch": "dcgan", "g_width": 32, "d_width": 8, "k": 1, "seed": 0}, ["g_width"]) == \
         "dcgan g32 d8 k1 s0"
     params = {"arch": "mlp", "lr_g": 0.000316227766, "d_batchnorm": False, "g_width": 64, "seed": 3}
-    assert trial_run_name(params, ["lr_g", "g_width", "d_batchnorm"]) == "mlp g64 d256 k1 lr_g=0.000316 d_batchnorm=off s3"
+    assert trial_run_name(params, ["lr_g", "g_width", "d_batchnorm"]) == "mlp g64 d256 k1 lr_g=0.000316228 d_batchnorm=off s3"
+    # six significant digits: a decay of 1.0006 is not written as 1
+    assert trial_run_name({"arch": "dcgan", "lr_decay": 1.0006, "seed": 0}, ["lr_decay"]) == \
+        "dcgan g256 d256 k1 lr_decay=1.0006 s0"
     # a combination GanConfig refuses is still named from what it was given
     assert trial_run_name({"updates": "simultaneous", "k": 2, "seed": 0}, ["updates", "k"]) == "k2 updates=simultaneous s0"
+
+
+def test_names_spell_out_only_the_parameters_that_tell_grid_points_apart():
+    # balance.yaml's shape: learning rates follow from the architecture, the widths are searched, and the
+    # MLP also searches d_dropout; only d_dropout is needed beyond "arch g d k"
+    points = [{"arch": arch, "g_width": g, "d_width": d, "lr_g": lr, **({"d_dropout": p} if arch == "mlp" else {})}
+              for arch, lr in (("mlp", 0.002), ("dcgan", 0.001)) for g, d in ((16, 16), (16, 8))
+              for p in (0.3, 0.5)]
+    assert naming_parameters(points) == ("d_dropout",)
+    assert naming_parameters([{**point, "lr_g": 0.001} for point in points if point["arch"] == "dcgan"]) == ()
+    # present for some points of a group and absent for others: it tells them apart
+    assert naming_parameters([{"arch": "mlp"}, {"arch": "mlp", "lr_g": 0.1}]) == ("lr_g",)
 
 
 def test_config_id_is_shared_by_the_seeds_of_a_configuration_only():
