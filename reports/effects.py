@@ -133,6 +133,7 @@ def effects_frame(effects: list[Effect], strata: list[str]) -> pd.DataFrame:
 # --- in words ----------------------------------------------------------------------------------------
 METRIC_WORDS = {names.FID: ("FID", "raises", "lowers"), names.PIXEL_FD: ("pixel FD", "raises", "lowers"),
                 names.CLASSES_COVERED: ("classes covered", "raises", "lowers"),
+                names.MODES_COVERED: ("modes covered (of 1,000)", "raises", "lowers"),
                 names.PARZEN: ("Parzen log-likelihood", "raises", "lowers")}
 
 

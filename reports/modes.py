@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from gan import names
 from reports.load import METRIC_PREFIX, StudyData
 from reports.plots import DPI, Plot
-from reports.stats import t_interval
+from reports.stats import bootstrap_interval, t_interval
 from reports.tables import Table, fmt, fmt_interval, with_factors
 
 CAPACITY = names.CAPACITY_RATIO_LOG2
@@ -75,8 +75,29 @@ def modes_summary(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def direction_words(summary: pd.DataFrame) -> str:
-    """How modes covered move with D's capacity (per pack) and with packing (per ratio), from the means."""
+def packing_effects(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per capacity level and pack m > the smallest: modes covered of pack m minus the smallest pack, trial by
+    trial with the same seed, with the 95% percentile-bootstrap interval of the mean difference."""
+    packs = sorted(frame[PACK].unique())
+    column = METRIC_PREFIX + names.MODES_COVERED
+    if len(packs) < 2 or "seed" not in frame:
+        return pd.DataFrame()
+    rows = []
+    for level, at_level in frame.groupby(CAPACITY, sort=True):
+        base = at_level[at_level[PACK] == packs[0]].set_index("seed")[column]
+        for pack in packs[1:]:
+            other = at_level[at_level[PACK] == pack].set_index("seed")[column]
+            seeds = base.index.intersection(other.index)
+            interval = bootstrap_interval((other[seeds] - base[seeds]).to_numpy())
+            rows.append({CAPACITY: float(level), PACK: int(pack), "base_pack": int(packs[0]), "pairs": interval.n,
+                         "difference_mean": interval.mean, "ci_low": interval.low, "ci_high": interval.high,
+                         "ci_excludes_zero": interval.excludes_zero})
+    return pd.DataFrame(rows)
+
+
+def direction_words(summary: pd.DataFrame, packing: pd.DataFrame) -> str:
+    """How modes covered move with D's capacity (per pack, from the means) and with packing (seed-paired,
+    with bootstrap intervals)."""
     sentences = []
     for pack, part in summary.groupby(PACK, sort=True):
         part = part.sort_values(CAPACITY)
@@ -85,19 +106,14 @@ def direction_words(summary: pd.DataFrame) -> str:
         trend = ("rise" if np.all(np.diff(means) > 0) else "fall" if np.all(np.diff(means) < 0) else "do not move "
                  "monotonically") if len(means) > 1 else "are measured at one ratio"
         sentences.append(f"pack {pack}: mean modes covered {trend} with D's capacity: {steps}")
-    packs = sorted(summary[PACK].unique())
-    if len(packs) > 1:
-        base = summary[summary[PACK] == packs[0]].set_index(CAPACITY)[f"{names.MODES_COVERED}_mean"]
-        for pack in packs[1:]:
-            other = summary[summary[PACK] == pack].set_index(CAPACITY)[f"{names.MODES_COVERED}_mean"]
-            shared = base.index.intersection(other.index)
-            changes = ", ".join(f"{other[level] - base[level]:+.0f} at D = {ratio_words(level)} G" for level in shared)
-            if changes:
-                sentences.append(f"pack {pack} vs pack {packs[0]}: {changes} modes")
+    for row in packing.itertuples():
+        sentences.append(f"pack {getattr(row, PACK)} vs pack {row.base_pack} at D = {ratio_words(getattr(row, CAPACITY))} "
+                         f"G: {row.difference_mean:+.0f} modes [95% bootstrap CI {row.ci_low:+.0f}, {row.ci_high:+.0f}] "
+                         f"over {row.pairs} seed pairs")
     return "; ".join(sentences) + "."
 
 
-def modes_table(study: StudyData, summary: pd.DataFrame) -> Table:
+def modes_table(study: StudyData, summary: pd.DataFrame, packing: pd.DataFrame) -> Table:
     shown = [(metric, label, best) for metric, label, best in COLUMNS if summary[f"{metric}_n"].sum() > 0]
     rows, bold = [], set()
     for _, row in summary.iterrows():
@@ -121,7 +137,7 @@ def modes_table(study: StudyData, summary: pd.DataFrame) -> Table:
             "and D/G feature-map ratio; bold: the best row per column. 'real test data': the study's reference "
             "rows (26,000 stacked test images for the modes; FID and KID of training against test images). "
             "PacGAN Table 3 rows are published numbers, mean ± standard deviation over their runs, at their "
-            "network sizes and training length. " + direction_words(summary))
+            "network sizes and training length. " + direction_words(summary, packing))
     return Table("Mode collapse: modes covered vs D/G capacity and packing", ["pack", "D/G feature maps",
                  "G / D width", "trials"] + [label for _, label, _ in shown], rows, bold, note)
 
@@ -168,4 +184,4 @@ def modes_section(study: StudyData, out: Path) -> tuple[pd.DataFrame, Table, Plo
     if frame is None:
         return None
     summary = modes_summary(frame)
-    return summary, modes_table(study, summary), modes_plot(study, summary, out)
+    return summary, modes_table(study, summary, packing_effects(frame)), modes_plot(study, summary, out)

@@ -56,9 +56,27 @@ def test_markdown_shows_the_section_the_reference_and_pacgans_numbers(report):
     assert "| – | real test data | – | – | 1000 | 0.02 |" in markdown
     assert "PacGAN Table 3 (DCGAN) | – | 30.6 ± 20.7 | 5.99 ± 0.42" in markdown
     assert "pack 1: mean modes covered rise with D's capacity" in markdown
-    assert "pack 2 vs pack 1: +378 at D = 1/4 G, +73 at D = 1 G modes" in markdown
+    assert "pack 2 vs pack 1 at D = 1 G: +73 modes [95% bootstrap CI" in markdown
     assert (report / "modes_vs_capacity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_ratio_words():
     assert [ratio_words(level) for level in (-2.0, -1.0, 0.0, 1.0)] == ["1/4", "1/2", "1", "2"]
+
+
+def test_packing_is_compared_seed_by_seed_with_a_bootstrap_interval(report):
+    from reports.modes import packing_effects
+
+    frame = pd.DataFrame([{"pack": pack, names.CAPACITY_RATIO_LOG2: level, "seed": seed,
+                           f"metric.{names.MODES_COVERED}": covered}
+                          for (pack, level), values in MODES.items() for seed, covered in enumerate(values)])
+    effects = packing_effects(frame).set_index(names.CAPACITY_RATIO_LOG2)
+    for level in (-2.0, 0.0):
+        differences = [b - a for a, b in zip(MODES[(1, level)], MODES[(2, level)])]  # same seed
+        row = effects.loc[level]
+        assert row["pairs"] == 3 and row["difference_mean"] == pytest.approx(sum(differences) / 3)
+        # a percentile bootstrap of 3 values stays within their range and holds their mean
+        assert min(differences) <= row["ci_low"] <= row["difference_mean"] <= row["ci_high"] <= max(differences)
+        assert row["ci_excludes_zero"]
+    markdown = (report / "report.md").read_text()
+    assert "pack 2 vs pack 1 at D = 1/4 G: +378 modes [95% bootstrap CI" in markdown
