@@ -1,4 +1,5 @@
 """`python -m reports` on a real (tiny) study run by the study runner, checked against what MLflow holds."""
+import math
 import os
 import re
 import shutil
@@ -11,13 +12,17 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 
-# 2 discriminator widths x k in {1, 2}: 4 trials, log2(D/G) in {-1, 1} with two trials each
+# (G, D) widths (32, 16) and (16, 32) around one base width, x k in {1, 2}: 4 trials, log2(D/G) in {-1, 1}
+# within each k
 SPACE = """
 name: rep
 dataset: mnist5k
-fixed: {arch: mlp, z_dim: 16, g_width: 32, g_depth: 1, d_depth: 1, batch_size: 32}
+fixed: {arch: mlp, z_dim: 16, g_depth: 1, d_depth: 1, batch_size: 32}
 search_space:
-  d_width: {grid: [16, 64]}
+  g_width: {grid: [32, 16]}
+  d_width:
+    - {grid: [16], when: {g_width: 32}}
+    - {grid: [32], when: {g_width: 16}}
   k: {grid: [1, 2]}
 search: grid
 scheduler: fifo
@@ -70,27 +75,32 @@ def children(client, parent_id):
     return client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'")
 
 
-def test_imbalance_table_equals_mean_and_std_recomputed_from_mlflow(study, report):
+def test_imbalance_table_equals_mean_and_t_interval_recomputed_from_mlflow(study, report):
     import pandas as pd
 
     _, _, client, parent_id = study
-    values = defaultdict(lambda: defaultdict(list))  # metric -> capacity ratio -> trial values
+    values = defaultdict(lambda: defaultdict(list))  # metric -> (k, capacity ratio) -> trial values
     for run in children(client, parent_id):
-        ratio = float(run.data.params["capacity_ratio_log2"])
+        level = (int(run.data.params["k"]), float(run.data.params["capacity_ratio_log2"]))
         for metric in ("pixel_fd", "d_gap"):
-            values[metric][ratio].append(run.data.metrics[f"final/{metric}"])
+            values[metric][level].append(run.data.metrics[f"final/{metric}"])
     table = pd.read_csv(report / "imbalance.csv")
-    assert sorted(table["capacity_ratio_log2"]) == sorted(values["pixel_fd"]) == [-1.0, 1.0]
+    # k varies in this study, so the report compares the widths within each k: four groups of one trial each
+    assert sorted(zip(table["k"], table["capacity_ratio_log2"])) == sorted(values["pixel_fd"]) == \
+        [(1, -1.0), (1, 1.0), (2, -1.0), (2, 1.0)]
     for row in table.itertuples():
         for metric in ("pixel_fd", "d_gap"):
-            trial_values = values[metric][row.capacity_ratio_log2]
-            assert getattr(row, f"{metric}_n") == len(trial_values)
+            trial_values = values[metric][(row.k, row.capacity_ratio_log2)]
+            assert getattr(row, f"{metric}_n") == len(trial_values) == 1
             assert getattr(row, f"{metric}_mean") == pytest.approx(statistics.mean(trial_values))
-            assert getattr(row, f"{metric}_std") == pytest.approx(statistics.stdev(trial_values))
-    # the Markdown marks the level with the lowest mean pixel FD in bold
-    best = table.loc[table["pixel_fd_mean"].idxmin()]
+            # one trial per level: a t-interval needs two, so there is none (and no made-up width)
+            assert math.isnan(getattr(row, f"{metric}_ci_low")) and math.isnan(getattr(row, f"{metric}_ci_high"))
+    # the Markdown marks the level with the lowest mean pixel FD of each k in bold
     markdown = (report / "report.md").read_text()
-    assert re.search(rf"\| {best.capacity_ratio_log2:g} \| \*\*{best.pixel_fd_mean:.4g} ", markdown), markdown
+    for k, group in table.groupby("k"):
+        best = group.loc[group["pixel_fd_mean"].idxmin()]
+        assert re.search(rf"\| {int(k)} \| {best.capacity_ratio_log2:g}[ *]* \|.*\*\*{best.pixel_fd_mean:.4g}", markdown), \
+            markdown
     assert "pixel FD" in markdown and "| trials | 4 (4 completed)" in markdown
 
 
