@@ -105,9 +105,8 @@ class EvaluationInputs:
         labels = [self.fake_channel_probabilities.argmax(dim=2)[:self.modes_samples]]
         remaining = self.modes_samples - len(labels[0])
         for index, start in enumerate(range(0, max(remaining, 0), MODES_CHUNK)):
-            batch = self.draw_more(min(MODES_CHUNK, remaining - start), index)
-            probabilities = channel_probabilities(self.classifier.model, torch.from_numpy(self._features(batch)))
-            labels.append(probabilities.argmax(dim=2))
+            labels.append(_labels_per_channel(self.classifier.model,
+                                              self.draw_more(min(MODES_CHUNK, remaining - start), index)))
         return torch.cat(labels)
 
 
@@ -335,12 +334,14 @@ def _real_channel_labels(splits, model, num_images: int, seed: int) -> torch.Ten
         images = StackedImages(source.test.images[:, 0], draw_triples(len(source.test), num_images, rng))
     else:  # indices only: each chunk of images is gathered when it is labelled
         images = _Gather(splits.test.images, torch.from_numpy(rng.integers(0, len(splits.test), num_images)))
-    device = next(model.parameters()).device
-    labels = []
-    for start in range(0, num_images, MODES_CHUNK):
-        features = extract_features(channel_features(model), images[start:start + MODES_CHUNK], device=device)
-        labels.append(channel_probabilities(model, torch.from_numpy(features)).argmax(dim=2))
-    return torch.cat(labels)
+    return torch.cat([_labels_per_channel(model, images[start:start + MODES_CHUNK])
+                      for start in range(0, num_images, MODES_CHUNK)])
+
+
+def _labels_per_channel(model, images: torch.Tensor) -> torch.Tensor:
+    """N x G classifier labels: the digit classifier's argmax on each channel group of each image."""
+    features = extract_features(channel_features(model), images, device=next(model.parameters()).device)
+    return channel_probabilities(model, torch.from_numpy(features)).argmax(dim=2)
 
 
 class _Gather:

@@ -99,6 +99,15 @@ def level_summary(frame: pd.DataFrame, strata: list[str], metrics: list[str]) ->
     return pd.DataFrame(rows)
 
 
+def seed_paired_difference(treated: pd.DataFrame, control: pd.DataFrame, column: str):
+    """Mean of `column` in `treated` minus `control`, seed by seed over the seeds both have (each seed's mean),
+    with its 95% percentile-bootstrap interval (reports.stats.Interval)."""
+    per_seed = treated.groupby("seed")[column].mean()
+    base = control.groupby("seed")[column].mean()
+    seeds = per_seed.index.intersection(base.index)
+    return bootstrap_interval((per_seed[seeds] - base[seeds]).to_numpy())
+
+
 def paired_effects(frame: pd.DataFrame, strata: list[str], metric: str) -> list[Effect]:
     """Seed-paired differences of `metric` against the balanced level of each stratum."""
     column = METRIC_PREFIX + metric
@@ -111,12 +120,8 @@ def paired_effects(frame: pd.DataFrame, strata: list[str], metric: str) -> list[
         balanced = group[group[CAPACITY] == 0]
         if balanced.empty:
             continue
-        control = balanced.groupby("seed")[column].mean()
         for level, treated in group[group[CAPACITY] != 0].groupby(CAPACITY, sort=True):
-            per_seed = treated.groupby("seed")[column].mean()
-            seeds = per_seed.index.intersection(control.index)
-            differences = (per_seed[seeds] - control[seeds]).to_numpy()
-            effects.append(Effect(stratum, float(level), metric, bootstrap_interval(differences),
+            effects.append(Effect(stratum, float(level), metric, seed_paired_difference(treated, balanced, column),
                                   _confounded(treated) or _confounded(balanced)))
     return effects
 

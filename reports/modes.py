@@ -21,7 +21,8 @@ from matplotlib.figure import Figure
 from gan import names
 from reports.load import METRIC_PREFIX, StudyData
 from reports.plots import DPI, Plot
-from reports.stats import bootstrap_interval, t_interval
+from reports.effects import seed_paired_difference
+from reports.stats import t_interval
 from reports.tables import Table, fmt, fmt_interval, with_factors
 
 CAPACITY = names.CAPACITY_RATIO_LOG2
@@ -84,11 +85,9 @@ def packing_effects(frame: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     rows = []
     for level, at_level in frame.groupby(CAPACITY, sort=True):
-        base = at_level[at_level[PACK] == packs[0]].set_index("seed")[column]
+        base = at_level[at_level[PACK] == packs[0]]
         for pack in packs[1:]:
-            other = at_level[at_level[PACK] == pack].set_index("seed")[column]
-            seeds = base.index.intersection(other.index)
-            interval = bootstrap_interval((other[seeds] - base[seeds]).to_numpy())
+            interval = seed_paired_difference(at_level[at_level[PACK] == pack], base, column)
             rows.append({CAPACITY: float(level), PACK: int(pack), "base_pack": int(packs[0]), "pairs": interval.n,
                          "difference_mean": interval.mean, "ci_low": interval.low, "ci_high": interval.high,
                          "ci_excludes_zero": interval.excludes_zero})

@@ -50,7 +50,8 @@ TOP_LEVEL_KEYS = (
     "scheduler_options", "metric", "mode", "num_samples", "seeds_per_config", "seed", "budget",
     "evaluation", "resources",
 )
-BUDGET_KEYS = ("steps", "epochs", "eval_every", "per_arch")
+BUDGET_UNIT_KEYS = ("steps", "epochs", "eval_every")  # one budget; `per_arch` holds more of these
+BUDGET_KEYS = (*BUDGET_UNIT_KEYS, "per_arch")
 EVALUATION_KEYS = ("num_samples", "metrics", "final", "training_metrics", "inception", "inception_weights")
 RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial", "max_concurrent")
 SCHEDULER_OPTIONS = {
@@ -377,7 +378,7 @@ def _inception_weights(evaluation_raw: dict) -> str | None:
 def _budget(key: str, raw: Any, nested: bool) -> Budget:
     """budget: {steps | epochs, eval_every}, and optionally per_arch: {mlp: {...}, dcgan: {...}} for
     architectures that need a budget of their own (one level only)."""
-    budget_raw = _check_keys(key, raw, BUDGET_KEYS if nested else BUDGET_KEYS[:-1])
+    budget_raw = _check_keys(key, raw, BUDGET_KEYS if nested else BUDGET_UNIT_KEYS)
     if ("steps" in budget_raw) == ("epochs" in budget_raw):
         raise SpaceError(f"{key} needs exactly one of steps or epochs")
     if "eval_every" not in budget_raw:
