@@ -5,17 +5,14 @@ own device; there are no DataLoader worker processes per trial.
 """
 from __future__ import annotations
 
-import hashlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-if TYPE_CHECKING:
-    from gan.stacked_mnist import StackedImages, StackedOptions
+# the containers live in gan.splits (gan.stacked_mnist needs them too); callers find them here as well
+from gan.splits import DataSplits, Split
 
 DEFAULT_DATASET = "mnist5k"
 # Stacked MNIST (gan.stacked_mnist) from the embedded digits, and from torchvision's MNIST when its files are there
@@ -31,50 +28,12 @@ class DatasetUnavailable(RuntimeError):
     """A data set that is unknown or cannot be found/downloaded; the message is one line for the user."""
 
 
-@dataclass(frozen=True)
-class Split:
-    images: torch.Tensor | StackedImages  # N x C x H x W, float32, [0, 1] (Stacked MNIST's train: built on demand)
-    labels: torch.Tensor  # N, int64
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-
-@dataclass(frozen=True)
-class DataSplits:
-    name: str
-    train: Split
-    validation: Split
-    test: Split
-    num_classes: int
-    # Stacked MNIST: the 1-channel digits whose splits fill its channels; the domain classifier is trained on
-    # them and labels each channel (gan.metrics.classifier). None for every other data set.
-    channel_source: DataSplits | None = None
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
-
-    def fingerprint(self) -> str:
-        """A short hash of the training split: keys caches of models trained on it."""
-        digest = hashlib.sha256()
-        digest.update(self.name.encode())
-        images = self.train.images
-        if isinstance(images, torch.Tensor):
-            digest.update(images.numpy().tobytes())
-        else:  # stacked images are their digits and triples: hash those, never the 1.2 GB they expand to
-            digest.update(images.digits.cpu().numpy().tobytes())
-            digest.update(images.triples.cpu().numpy().tobytes())
-        digest.update(self.train.labels.numpy().tobytes())
-        return digest.hexdigest()[:16]
-
-
 def default_data_root() -> Path:
     return Path(os.environ.get(DATA_ROOT_ENV, Path.home() / ".cache" / "gan-study" / "data")).resolve()
 
 
 def load_dataset(name: str = DEFAULT_DATASET, root: str | Path | None = None, download: bool = True,
-                 stacked: StackedOptions | None = None) -> DataSplits:
+                 stacked=None) -> DataSplits:
     """Load a data set split into train / validation / test.
 
     `stacked`: sizes and seed of a Stacked MNIST data set (default gan.stacked_mnist.StackedOptions()).

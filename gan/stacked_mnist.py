@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gan.data import DataSplits, Split
+from gan.splits import DataSplits, Split
 
 CHANNELS = 3
 MODES = 10**CHANNELS
@@ -95,6 +95,10 @@ class StackedImages:
 
     def to(self, device=None, dtype=None) -> "StackedImages":
         return StackedImages(self.digits.to(device=device, dtype=dtype), self.triples.to(device))
+
+    def defining_arrays(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the images are made of, (digits, triples): what a fingerprint of the split hashes."""
+        return self.digits, self.triples
 
     def float(self) -> "StackedImages":
         return self.to(dtype=torch.float32)
