@@ -117,7 +117,7 @@ def test_values_valid_only_with_their_conditions_or_other_searched_values_are_ac
 
 
 def test_the_storage_probe_leaves_nothing_behind(tmp_path):
-    from study.run import check_storage
+    from study.preflight import check_storage
 
     check_storage(str(tmp_path / "new" / "ray_results"))  # created, written, removed again
     assert not (tmp_path / "new").exists()
