@@ -15,6 +15,7 @@ import pandas as pd
 
 from gan import names
 from reports import effects
+from reports.budget_text import budget_text
 from reports.load import METRIC_PREFIX, PARAM_PREFIX, StudyData
 
 CAPACITY = names.CAPACITY_RATIO_LOG2
@@ -335,7 +336,7 @@ def header(study: StudyData) -> list[tuple[str, str]]:
         ("search / scheduler", f"{params.get('search', '?')} / {params.get('scheduler', '?')}"),
         ("searched", ", ".join(study.searched) or "–"),
         ("fixed", ", ".join(f"{k}={v}" for k, v in json.loads(params.get("fixed", "{}")).items()) or "–"),
-        ("budget", params.get("budget", "?")),
+        ("budget", budget_text(params.get("budget"))),
         ("trials", f"{len(trials)} ({status_text}); {finished} with a {study.fid_label}"),
         ("compute time", f"{compute:.0f} s summed over the trials' runs that ended (start to end time)"),
         ("wall time", f"{wall:.0f} s" if wall is not None else "– (study not finished)"),

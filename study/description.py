@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gan import names
-from gan.config import ARCHITECTURES
+from reports.budget_text import budget_param, budget_text
 from study.space import ParamSpec, StudySpace
 
 # MLflow keeps at most 8,000 characters in a tag value (mlflow.utils.validation.MAX_TAG_VAL_LENGTH)
@@ -46,20 +46,6 @@ def _cell(text: object) -> str:
 
 def _number(value: float) -> str:
     return f"{value:.4g}"
-
-
-def _budget(space: StudySpace) -> str:
-    def text(budget) -> str:
-        unit = "generator steps" if budget.steps is not None else "epochs"
-        total = budget.steps if budget.steps is not None else budget.epochs
-        return f"{_number(total)} {unit}, evaluated every {_number(budget.eval_every)}"
-
-    if not space.budget.per_arch:
-        return text(space.budget)
-    parts = [f"{arch}: {text(budget)}" for arch, budget in space.budget.per_arch]
-    if len(parts) < len(ARCHITECTURES):
-        parts.append(f"otherwise {text(space.budget)}")
-    return "; ".join(parts)
 
 
 def _run_link(title: str, experiment_id: str | None, run_id: str | None, suffix: str = "") -> str:
@@ -108,10 +94,11 @@ def study_description(space: StudySpace, *, experiment: str, status: str, trial_
 
     if space.description:
         lines += [space.description.strip(), ""]
+    budget = budget_text(budget_param(space.budget))
     lines += [
         f"**Data set** `{space.dataset}` · **space** `{space.path.name}` (artifact `space/{space.path.name}`) · "
         f"**search** {space.search}, **scheduler** {space.scheduler} · ranked by `{space.metric}` ({space.mode}) · "
-        f"{space.seeds_per_config} seed(s) per configuration from seed {space.seed} · {_budget(space)}",
+        f"{space.seeds_per_config} seed(s) per configuration from seed {space.seed} · {budget}",
         "",
     ]
     if space.params:

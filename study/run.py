@@ -20,6 +20,7 @@ from typing import Any
 from gan import names
 from gan.config import ConfigError
 from gan.data import DataSplits, DatasetUnavailable, load_dataset
+from reports.budget_text import budget_param
 from reports.store import StoreError, check_store, default_tracking_uri
 from study.cluster import ResourcesUnavailable, TrialResources, check_trial_fits
 from study.description import BestTrial, ReportLink, experiment_ui_url, study_description
@@ -365,7 +366,7 @@ def _log_study_params(client, run_id: str, space: StudySpace, run_path: str, spo
         "space_file": str(space.path), "dataset": space.dataset, "search": space.search, "scheduler": space.scheduler,
         "metric": space.metric, "mode": space.mode, "num_samples": space.num_samples,
         "seeds_per_config": space.seeds_per_config, "seed": space.seed,
-        "budget": json.dumps(_budget_json(space.budget)),
+        "budget": json.dumps(budget_param(space.budget)),
         "evaluation_metrics": ",".join(space.evaluation.metrics), "evaluation_samples": space.evaluation.num_samples,
         "cpus_per_trial": space.resources.cpus_per_trial, "gpus_per_trial": space.resources.gpus_per_trial,
         "max_concurrent": space.resources.max_concurrent, "tune_run_path": run_path, "spool_dir": spool_dir,
@@ -373,13 +374,6 @@ def _log_study_params(client, run_id: str, space: StudySpace, run_path: str, spo
         "searched": ",".join(space.param_names),
     }
     client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
-
-
-def _budget_json(budget) -> dict:
-    own = {"steps": budget.steps, "epochs": budget.epochs, "eval_every": budget.eval_every}
-    if budget.per_arch:
-        own["per_arch"] = {arch: _budget_json(arch_budget) for arch, arch_budget in budget.per_arch}
-    return own
 
 
 if __name__ == "__main__":
