@@ -10,6 +10,8 @@ Paper names, documented once:
     g_width  = hidden units per layer (mlp) or ngf, the base channel count (dcgan)
     d_width  = hidden units per layer (mlp) or ndf (dcgan)
     g_depth/d_depth = hidden layers (mlp) or extra stride-1 conv layers per network (dcgan)
+    gradient_penalty = λ of WGAN-GP (Gulrajani et al. 2017), r1_gamma = γ of R1 (Mescheder et al. 2018)
+    g_ema_decay/g_ema_start = StudioGAN's g_ema_decay/g_ema_start (compare_gan: ema_decay/ema_start_step)
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 ARCHITECTURES = ("mlp", "dcgan")
-LOSS_NAMES = ("minimax", "nonsaturating")
+LOSS_NAMES = ("minimax", "nonsaturating", "hinge", "least_squares", "wasserstein")
+WGAN_GP_DEFAULT_LAMBDA = 10.0  # Gulrajani et al. 2017: a wasserstein loss gets it unless told otherwise
 OPTIMIZERS = ("sgd", "adam")
 D_ACTIVATIONS = ("maxout", "leakyrelu")
 NOISE_DISTRIBUTIONS = ("gaussian", "uniform")
@@ -67,6 +70,16 @@ class GanConfig:
     # training (Algorithm 1)
     k: int = 1
     loss: str = "nonsaturating"
+    # regularisers of D (gan.losses): λ·mean (‖∇D(x̂)‖ − 1)² on real/fake interpolates; γ/2·mean ‖∇D(x)‖² on reals
+    gradient_penalty: float = 0.0
+    r1_gamma: float = 0.0
+    # spectral normalisation of every convolution and linear layer (Miyato et al. 2018)
+    d_spectral_norm: bool = False
+    g_spectral_norm: bool = False
+    # an exponential moving average of G's weights, evaluated beside G (0: off): after each G step from step
+    # g_ema_start on, w_ema = decay·w_ema + (1 − decay)·w; before it, w_ema = w; batch-norm buffers copied
+    g_ema_decay: float = 0.0
+    g_ema_start: int = 0
     optimizer: str = "adam"
     lr_g: float = 2e-4
     lr_d: float = 2e-4
@@ -102,7 +115,7 @@ class GanConfig:
         for name in ("z_dim", "g_width", "d_width", "k", "batch_size", "maxout_pieces", "pack"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("g_depth", "d_depth", "seed", "momentum_ramp_start", "momentum_ramp_end"):
+        for name in ("g_depth", "d_depth", "seed", "momentum_ramp_start", "momentum_ramp_end", "g_ema_start"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.arch == "mlp" and min(self.g_depth, self.d_depth) < 1:
@@ -110,10 +123,10 @@ class GanConfig:
         for name in ("lr_g", "lr_d"):
             if not 0 < getattr(self, name) < math.inf:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("d_dropout", "d_input_dropout", "beta1", "beta2", "momentum", "momentum_final"):
+        for name in ("d_dropout", "d_input_dropout", "beta1", "beta2", "momentum", "momentum_final", "g_ema_decay"):
             if not 0 <= getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        for name in ("leaky_slope", "g_init_range", "d_init_range", "lr_min"):
+        for name in ("leaky_slope", "g_init_range", "d_init_range", "lr_min", "gradient_penalty", "r1_gamma"):
             if not 0 <= getattr(self, name) < math.inf:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 1 <= self.lr_decay < math.inf:
@@ -123,6 +136,9 @@ class GanConfig:
                               f"got {self.momentum_ramp_end}")
         if self.updates == "simultaneous" and self.k != 1:
             raise ConfigError(f"updates: simultaneous makes one D and one G update per minibatch: k must be 1, got {self.k}")
+        if self.loss == "wasserstein" and not self.gradient_penalty and not self.d_spectral_norm:
+            raise ConfigError("loss wasserstein needs a constraint on D: gradient_penalty > 0 (WGAN-GP: "
+                              f"{WGAN_GP_DEFAULT_LAMBDA:g}) or d_spectral_norm: true")
         if self.arch != "mlp" and (self.g_output_bias != "default" or self.d_input_dropout):
             raise ConfigError("g_output_bias and d_input_dropout apply to arch mlp only")
 
@@ -146,6 +162,8 @@ class GanConfig:
         for field in dataclasses.fields(cls):
             if field.name in params:
                 typed[field.name] = _coerce(field.name, params[field.name], type(field.default))
+        if typed.get("loss") == "wasserstein" and "gradient_penalty" not in typed and not typed.get("d_spectral_norm"):
+            typed["gradient_penalty"] = WGAN_GP_DEFAULT_LAMBDA
         return cls(**typed)
 
     def to_flat(self) -> dict[str, Any]:

@@ -11,7 +11,7 @@ split, Parzen with 10,000 samples and sigma chosen on the validation split (Good
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Callable
 
 import numpy as np
@@ -24,6 +24,7 @@ from gan.metrics import (
     channel_probabilities,
     classifier_score,
     discriminator_balance,
+    discriminator_overfitting,
     extract_features,
     fid,
     frechet_distance_fast,
@@ -64,6 +65,12 @@ class EvaluationInputs:
     modes_samples: int = 0  # samples whose modes `modes` counts: `fake`, then more from `draw_more`
     # draw_more(n, i): n fresh samples of independent stream i (beyond `fake`), N x C x H x W in [0, 1]
     draw_more: Callable[[int, int], torch.Tensor] | None = None
+    # D(x) on training reals as many as the reference images (the `overfitting` metric computes it on demand)
+    d_on_training_reals: Callable[[], torch.Tensor] | None = None
+
+    @cached_property
+    def d_train(self) -> torch.Tensor:
+        return self.d_on_training_reals()
 
     def _features(self, images: torch.Tensor) -> np.ndarray:
         """N x (G·F) classifier features; G = 3 for Stacked MNIST (the digit classifier on each channel)."""
@@ -171,6 +178,11 @@ def discriminator_outputs(inputs: EvaluationInputs) -> dict[str, float]:
     return {**balance, names.D_GAP: balance[names.EVAL_D_REAL] - balance[names.EVAL_D_FAKE]}
 
 
+def overfitting(inputs: EvaluationInputs) -> dict[str, float]:
+    """D's overfitting: D in eval mode on training reals vs held-out reals vs fakes, and ADA's r_t."""
+    return discriminator_overfitting(inputs.d_train, inputs.d_real, inputs.d_fake)
+
+
 @dataclass(frozen=True)
 class Metric:
     function: MetricFunction
@@ -190,6 +202,7 @@ METRICS: dict[str, Metric] = {
     "discriminator": Metric(discriminator_outputs, (names.EVAL_D_REAL, names.EVAL_D_FAKE, names.D_GAP, names.D_ACCURACY),
                             False),
     "pixel_fd": Metric(pixel_fd, (names.PIXEL_FD,), False),
+    "overfitting": Metric(overfitting, names.D_OVERFITTING, False),
     "modes": Metric(modes, (names.MODES_COVERED, names.MODES_KL), True),
     "kid": Metric(kernel_distance, (names.KID, names.KID_STD), True),
 }
@@ -221,15 +234,17 @@ def needs_classifier(metrics) -> bool:
 
 def evaluate(trainer, reference: Split, validation: Split, metrics, num_samples: int, seed: int,
              classifier: TrainedClassifier | None, num_classes: int, final: bool = False,
-             inception=None) -> dict[str, float]:
+             inception=None, ema: bool = False) -> dict[str, float]:
     """Generate `num_samples` images with a fixed seed and compute every metric in `metrics`.
 
     final: the protocol evaluation — `modes` counts FINAL_MODES_SAMPLES (26,000) samples, the first
     `num_samples` being those every metric sees; else it counts the `num_samples`.
     inception: a gan.metrics.inception.InceptionFeatures; adds fid_inception (Inception-v3 FID of the samples
     against `reference`), which is never mixed with the classifier FID.
+    ema: score the moving average of G (trainer.generator_ema) instead of G, on the same noise.
     """
-    fake = trainer.sample(num_samples, seed=seed)
+    sample = partial(trainer.sample, ema=True) if ema else trainer.sample
+    fake = sample(num_samples, seed=seed)
     inputs = EvaluationInputs(
         fake=fake,
         reference=reference,
@@ -240,7 +255,8 @@ def evaluate(trainer, reference: Split, validation: Split, metrics, num_samples:
         num_classes=num_classes,
         modes_samples=max(num_samples, FINAL_MODES_SAMPLES) if final else num_samples,
         # further samples come from other seeds than `fake`'s: independent draws from the same generator
-        draw_more=lambda n, index: trainer.sample(n, seed=seed + 1 + index),
+        draw_more=lambda n, index: sample(n, seed=seed + 1 + index),
+        d_on_training_reals=lambda: trainer.discriminator_probabilities(trainer.training_reals(len(reference))),
     )
     values: dict[str, float] = {}
     for metric in metrics:

@@ -31,13 +31,20 @@ CLASSIFIER_SCORE = "classifier_score"
 SLICED_WASSERSTEIN = "sliced_wasserstein"
 EVAL_D_REAL, EVAL_D_FAKE = "eval_d_real", "eval_d_fake"  # mean D on held-out reals and fresh fakes, D in eval mode
 D_GAP, D_ACCURACY = "d_gap", "d_accuracy"
+# D's overfitting (the `discriminator` metric, D in eval mode; accuracy: the share D classifies right at D(x) = 0.5):
+# mean D on training reals, and D's accuracy on training reals, held-out reals and fresh fakes; ADA's
+# r_t = E[sign(D_logit(x_train))] (Karras et al. 2020); d_overfit_gap = d_train_real − eval_d_real
+D_TRAIN_REAL = "d_train_real"
+D_TRAIN_ACCURACY, D_HELDOUT_ACCURACY, D_FAKE_ACCURACY = "d_train_accuracy", "d_heldout_accuracy", "d_fake_accuracy"
+D_RT, D_OVERFIT_GAP = "d_rt", "d_overfit_gap"
+D_OVERFITTING = (D_TRAIN_REAL, D_TRAIN_ACCURACY, D_HELDOUT_ACCURACY, D_FAKE_ACCURACY, D_RT, D_OVERFIT_GAP)
 MODES_COVERED, MODES_KL = "modes_covered", "modes_kl"  # Stacked MNIST: of 1,000 modes; KL(p̂(mode) ‖ uniform), nats
 KID, KID_STD = "kid", "kid_std"  # kernel (MMD²) distance on classifier features: mean, std over subsets
 FID_INCEPTION = "fid_inception"  # FID on pytorch-fid's Inception-v3 pool3 features: final evaluation only
 
 EVALUATION_METRICS = (FID, PIXEL_FD, PARZEN, PARZEN_SEM, PARZEN_SIGMA, CLASSES_COVERED, MODE_KL, PRECISION, RECALL,
                       DENSITY, COVERAGE, CLASSIFIER_SCORE, SLICED_WASSERSTEIN, EVAL_D_REAL, EVAL_D_FAKE, D_GAP,
-                      D_ACCURACY, MODES_COVERED, MODES_KL, KID, KID_STD, FID_INCEPTION)
+                      D_ACCURACY, *D_OVERFITTING, MODES_COVERED, MODES_KL, KID, KID_STD, FID_INCEPTION)
 TRAINING_METRICS = (LOSS_D, LOSS_G, TRAIN_D_REAL, TRAIN_D_FAKE)
 
 FINAL_PREFIX = "final/"  # the final evaluation: test split, protocol sample sizes
@@ -47,6 +54,13 @@ BEST_STEP_SUFFIX = "_step"  # best/fid_step: the generator step of best/fid
 
 def final(name: str) -> str:
     return FINAL_PREFIX + name
+
+
+EMA_SUFFIX = "_ema"  # fid_ema, final/fid_ema: the same metric of the moving average of G (g_ema_decay > 0)
+
+
+def ema(name: str) -> str:
+    return name + EMA_SUFFIX
 
 
 def best(name: str) -> str:
@@ -63,6 +77,8 @@ MODES_COVERED_TEST, MODES_KL_TEST = "modes_covered_test", "modes_kl_test"  # rea
 TRIALS_TOTAL = "trials_total"
 TRIALS_PREFIX = "trials_"  # trials_<status>: how many trials ended with each status
 STUDY_WALL_TIME_S = "study_wall_time_s"
+# trials Tune restarted after a failure (a dead worker process or node), and restarts in all; why: RESTARTS_TAG
+TRIALS_RESTARTED, TRIAL_RESTARTS = "trials_restarted", "trial_restarts"
 
 
 def reference(name: str) -> str:
@@ -85,6 +101,7 @@ SPACE_TAG = "gan_study.space"
 DATASET_TAG = "gan_study.dataset"
 CONFIG_ID_TAG = "gan_study.config_id"  # a hash of a trial's parameters without its seed: equal across its seeds
 ERROR_TAG = "gan_study.error"  # the last line of the exception that ended an errored trial
+RESTARTS_TAG = "gan_study.restarts"  # on the parent run: why trials were restarted, e.g. "2× ActorDiedError: …"
 DESCRIPTION_TAG = "mlflow.note.content"  # MLflow's own: a run's Markdown description, shown on its page
 # MLflow's own experiment tag: the UI opens an experiment of this kind on its runs table, not on GenAI traces
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND_TRAINING = "mlflow.experimentKind", "custom_model_development"

@@ -124,8 +124,13 @@ def train_and_evaluate(
             from gan.metrics.inception import load_inception_features
 
             inception = load_inception_features(evaluation.inception_weights, str(trainer.device))
-        return evaluate(trainer, reference, data.validation, metrics, num_samples, eval_seed, classifier,
-                        data.num_classes, final=final, inception=inception)
+        values = evaluate(trainer, reference, data.validation, metrics, num_samples, eval_seed, classifier,
+                          data.num_classes, final=final, inception=inception)
+        if trainer.generator_ema is not None:  # the moving average of G on the same noise: fid_ema, final/fid_ema...
+            values.update({names.ema(name): value for name, value in evaluate(
+                trainer, reference, data.validation, metrics, num_samples, eval_seed, classifier, data.num_classes,
+                final=final, inception=inception, ema=True).items()})
+        return values
 
     tracked = next((name for name in TRACKED_SCORES if name in evaluation.during_training), None)
     history = trainer.score_history  # (step, tracked validation score), kept in the trainer's checkpoints

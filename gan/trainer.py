@@ -6,12 +6,14 @@ index with the trainer's own random generator, so a run is a pure function of it
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from gan.config import OPTIMISATION_HYPERPARAMETERS, GanConfig
-from gan.losses import LOSSES
+from gan.losses import LOSSES, gradient_penalty, r1_penalty
 from gan.models import MlpGenerator, build_gan, generator_outputs_tanh, pack, parameter_count
 
 GRID_SAMPLES = 64
@@ -59,6 +61,8 @@ class GanTrainer:
             generator.set_output_bias_from_marginals(train_images.float().mean(dim=0))
         self.generator = generator.to(self.device)
         self.discriminator = discriminator.to(self.device)
+        # the moving average of G (None: off); never trained, only averaged and sampled
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False) if config.g_ema_decay else None
         self.tanh_output = generator_outputs_tanh(config.arch)
         # real images in G's output range: [-1, 1] for tanh, [0, 1] for sigmoid
         images = train_images.to(self.device, torch.float32)
@@ -128,6 +132,31 @@ class GanTrainer:
         """batch_size x (pack·C) x H x W: G's images of fresh noise, packed (in G's graph)."""
         return pack(self.generator(self._noise(self._images_per_batch)), self.config.pack)
 
+    def _discriminator_loss(self, real: torch.Tensor, fake: torch.Tensor):
+        """(D's loss with its regularisers, D's logits on `real`, on `fake`); `fake` may be in G's graph."""
+        config = self.config
+        if config.r1_gamma:
+            real = real.detach().requires_grad_(True)  # R1 differentiates D's output with respect to the reals
+        d_real_logits = self.discriminator(real)
+        d_fake_logits = self.discriminator(fake)
+        loss_d = self.loss.discriminator(d_real_logits, d_fake_logits)
+        if config.r1_gamma:
+            loss_d = loss_d + config.r1_gamma / 2 * r1_penalty(d_real_logits, real)
+        if config.gradient_penalty:
+            alpha = torch.rand(len(real), *[1] * (real.dim() - 1), generator=self.rng, device=self.device)
+            loss_d = loss_d + config.gradient_penalty * gradient_penalty(self.discriminator, real, fake, alpha)
+        return loss_d, d_real_logits, d_fake_logits
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """w_ema = decay·w_ema + (1 − decay)·w after G's step (a copy of G before step g_ema_start);
+        batch-norm's running statistics are copied, as StudioGAN's Ema does."""
+        decay = self.config.g_ema_decay if self.step >= self.config.g_ema_start else 0.0
+        for averaged, current in zip(self.generator_ema.parameters(), self.generator.parameters()):
+            averaged.lerp_(current, 1.0 - decay)
+        for averaged, current in zip(self.generator_ema.buffers(), self.generator.buffers()):
+            averaged.copy_(current)
+
     def _train_one_iteration(self, sums: torch.Tensor) -> None:
         """One outer iteration of Algorithm 1; adds (loss_d, loss_g, D(x), D(G(z))) sums into `sums`."""
         self._apply_schedules()
@@ -139,9 +168,7 @@ class GanTrainer:
             real = self._real_batch()
             with torch.no_grad():
                 fake = self._fake_batch()
-            d_real_logits = self.discriminator(real)
-            d_fake_logits = self.discriminator(fake)
-            loss_d = self.loss.discriminator(d_real_logits, d_fake_logits)
+            loss_d, d_real_logits, d_fake_logits = self._discriminator_loss(real, fake)
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
@@ -159,6 +186,8 @@ class GanTrainer:
         self.opt_g.step()
         self.discriminator.requires_grad_(True)
         self.step += 1
+        if self.generator_ema is not None:
+            self._update_ema()
         sums[1] += loss_g.detach()
 
     def _train_simultaneously(self, sums: torch.Tensor) -> None:
@@ -166,9 +195,7 @@ class GanTrainer:
         dropout masks); D's gradient of its loss and G's gradient of its loss, both from that pass, applied together."""
         real = self._real_batch()
         fake = self._fake_batch()
-        d_real_logits = self.discriminator(real)
-        d_fake_logits = self.discriminator(fake)
-        loss_d = self.loss.discriminator(d_real_logits, d_fake_logits)
+        loss_d, d_real_logits, d_fake_logits = self._discriminator_loss(real, fake)
         loss_g = self.loss.generator(d_fake_logits)
         d_params, g_params = list(self.discriminator.parameters()), list(self.generator.parameters())
         d_grads = torch.autograd.grad(loss_d, d_params, retain_graph=True)
@@ -180,6 +207,8 @@ class GanTrainer:
         self.opt_g.step()
         self.d_steps += 1
         self.step += 1
+        if self.generator_ema is not None:
+            self._update_ema()
         with torch.no_grad():
             sums += torch.stack([loss_d.detach(), loss_g.detach(), torch.sigmoid(d_real_logits).mean(),
                                  torch.sigmoid(d_fake_logits).mean()])
@@ -215,21 +244,31 @@ class GanTrainer:
         return (images + 1) / 2 if self.tanh_output else images
 
     @torch.no_grad()
-    def sample(self, num_samples: int, seed: int, batch_size: int = 1000) -> torch.Tensor:
-        """`num_samples` images in [0, 1] (N x C x H x W, on the trainer's device), G in eval mode.
+    def sample(self, num_samples: int, seed: int, batch_size: int = 1000, ema: bool = False) -> torch.Tensor:
+        """`num_samples` images in [0, 1] (N x C x H x W, on the trainer's device), G (or with `ema`, the
+        moving average of G) in eval mode. The same seed gives both generators the same noise.
 
         Uses its own generator seeded with `seed`, so evaluation never perturbs training's RNG.
         """
+        generator: nn.Module = self.generator_ema if ema else self.generator
+        if generator is None:
+            raise ValueError("this run keeps no moving average of G (g_ema_decay is 0)")
         rng = torch.Generator(device=self.device)
         rng.manual_seed(seed)
-        was_training = self.generator.training
-        self.generator.eval()
+        was_training = generator.training
+        generator.eval()
         chunks = []
         for start in range(0, num_samples, batch_size):
             z = self._noise(min(batch_size, num_samples - start), rng)
-            chunks.append(self._to_unit(self.generator(z)).clamp_(0, 1))
-        self.generator.train(was_training)
+            chunks.append(self._to_unit(generator(z)).clamp_(0, 1))
+        generator.train(was_training)
         return torch.cat(chunks)
+
+    def training_reals(self, num_images: int) -> torch.Tensor:
+        """A fixed random subset (seed 0) of up to `num_images` training images in [0, 1]: what D was trained on,
+        to compare D's outputs with those on held-out reals (D's overfitting)."""
+        order = torch.randperm(len(self.train_images), generator=torch.Generator().manual_seed(0))[:num_images]
+        return self._to_unit(self.train_images[order.to(self.device)])
 
     @torch.no_grad()
     def discriminator_probabilities(self, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
@@ -269,6 +308,7 @@ class GanTrainer:
         return {
             "config": self.config.to_flat(),
             "generator": self.generator.state_dict(),
+            "generator_ema": None if self.generator_ema is None else self.generator_ema.state_dict(),
             "discriminator": self.discriminator.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
@@ -284,11 +324,14 @@ class GanTrainer:
     def load_state_dict(self, state: dict, allow_hyperparameter_change: bool = False) -> None:
         """Restore a full state. With `allow_hyperparameter_change` (PBT's exploit step) the optimisation
         hyperparameters may differ from the checkpoint's and this trainer's config wins."""
-        saved, current = state["config"], self.config.to_flat()
+        # through from_flat: a checkpoint written before a field existed holds that field's default
+        saved, current = GanConfig.from_flat(state["config"]).to_flat(), self.config.to_flat()
         changed = {name for name in current if saved[name] != current[name]}
         if changed - (set(RESTORABLE_CHANGES) if allow_hyperparameter_change else set()):
             raise ValueError(f"checkpoint was written for a different configuration: {sorted(changed)}")
         self.generator.load_state_dict(state["generator"])
+        if self.generator_ema is not None:
+            self.generator_ema.load_state_dict(state["generator_ema"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])

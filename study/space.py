@@ -458,8 +458,8 @@ def parse_space(raw: Any, path: Path) -> StudySpace:
             raise SpaceError(f"evaluation.{key} must be a list")
         for name in listed:
             _one_of(f"evaluation.{key} entry", name, METRIC_NAMES)
-        # the balance regime of every trial is read off D's outputs: always evaluated
-        return tuple(dict.fromkeys([*listed, "discriminator"])) if listed else ()
+        # the balance regime of every trial is read off D's outputs, and D's overfitting beside them: always evaluated
+        return tuple(dict.fromkeys([*listed, "discriminator", "overfitting"])) if listed else ()
 
     metrics = metric_list("metrics", default_metrics(dataset))
     training_metrics = metric_list("training_metrics", ())  # empty: the same as metrics

@@ -25,6 +25,9 @@ def test_evaluation_reports_exactly_the_names_it_declares(mnist5k, quick_classif
         def discriminator_probabilities(self, images):
             return torch.full((len(images),), 0.5)
 
+        def training_reals(self, num_images):
+            return mnist5k.train.images[:num_images]
+
     values = evaluate(Replay(), mnist5k.validation, mnist5k.validation, METRIC_NAMES, 300, 0, quick_classifier, 10)
     declared = {output for metric in METRICS.values() for output in metric.outputs}
     assert set(values) == declared and declared <= set(names.EVALUATION_METRICS)

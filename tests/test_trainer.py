@@ -106,5 +106,5 @@ def test_config_rejects_unknown_keys_with_a_suggestion():
     with pytest.raises(ConfigError, match="unknown parameter 'lr_gen'.*did you mean 'lr_g'"):
         GanConfig.from_flat({"lr_gen": 1e-3})
     with pytest.raises(ConfigError, match="loss must be one of"):
-        GanConfig.from_flat({"loss": "wasserstein"})
+        GanConfig.from_flat({"loss": "wgan"})
     assert GanConfig.from_flat({"lr_g": "1e-3", "k": 2.0}).lr_g == 1e-3

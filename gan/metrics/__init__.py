@@ -13,6 +13,7 @@ from gan.metrics.classifier import (
 from gan.metrics.diagnostics import (
     classifier_score,
     discriminator_balance,
+    discriminator_overfitting,
     mode_coverage,
     precision_recall_density_coverage,
     sliced_wasserstein_distance,
@@ -33,7 +34,7 @@ from gan.metrics.parzen import (
 __all__ = [
     "CACHE_ENV", "DEFAULT_RECIPE", "DEFAULT_SIGMAS", "KidResult", "LeNet", "ParzenResult", "TrainedClassifier",
     "TrainingRecipe", "channel_features", "channel_probabilities", "classifier_score", "expected_modes_covered",
-    "kid", "mode_numbers", "modes_covered_and_kl", "discriminator_balance", "extract_features", "fid", "frechet_distance", "frechet_distance_fast",
+    "kid", "mode_numbers", "modes_covered_and_kl", "discriminator_balance", "discriminator_overfitting", "extract_features", "fid", "frechet_distance", "frechet_distance_fast",
     "gaussian_statistics", "load_or_train_classifier", "mode_coverage", "parzen_log_densities", "parzen_log_likelihood",
     "parzen_protocol", "precision_recall_density_coverage", "select_parzen_sigma", "sliced_wasserstein_distance",
     "train_classifier",

@@ -8,7 +8,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from gan.names import COVERAGE, D_ACCURACY, DENSITY, EVAL_D_FAKE, EVAL_D_REAL, PRECISION, RECALL
+from gan.names import (
+    COVERAGE, D_ACCURACY, D_FAKE_ACCURACY, D_HELDOUT_ACCURACY, D_OVERFIT_GAP, D_RT, D_TRAIN_ACCURACY, D_TRAIN_REAL,
+    DENSITY, EVAL_D_FAKE, EVAL_D_REAL, PRECISION, RECALL,
+)
 
 DEFAULT_K_PR = 3  # Kynkäänniemi et al. 2019
 DEFAULT_K_DC = 5  # Naeem et al. 2020
@@ -121,6 +124,28 @@ def discriminator_balance(d_real_probs, d_fake_probs) -> dict[str, float]:
         EVAL_D_REAL: float(real.mean()),
         EVAL_D_FAKE: float(fake.mean()),
         D_ACCURACY: float(correct) / (len(real) + len(fake)),
+    }
+
+
+def discriminator_overfitting(d_train_probs, d_heldout_probs, d_fake_probs) -> dict[str, float]:
+    """D's overfitting, from D(x) = sigmoid(logit) on training reals, held-out reals and fakes:
+
+    - d_train_real: mean D on training reals; d_overfit_gap = that minus mean D on held-out reals (> 0: D rates
+      the images it was trained on as more real than new ones of the same distribution);
+    - d_train_accuracy, d_heldout_accuracy: the share of each set with D(x) >= 0.5; d_fake_accuracy: the share
+      of fakes with D(G(z)) < 0.5;
+    - d_rt: ADA's overfitting heuristic r_t = E[sign(D_logit(x_train))] = E[sign(D(x_train) − 0.5)] in [−1, 1]
+      (Karras et al. 2020: 0 = no overfitting, 1 = complete).
+    With a Wasserstein critic the threshold 0 of its output is arbitrary: read the gap, not the accuracies.
+    """
+    train, heldout, fake = (_float64(p).ravel() for p in (d_train_probs, d_heldout_probs, d_fake_probs))
+    return {
+        D_TRAIN_REAL: float(train.mean()),
+        D_OVERFIT_GAP: float(train.mean() - heldout.mean()),
+        D_TRAIN_ACCURACY: float((train >= D_THRESHOLD).double().mean()),
+        D_HELDOUT_ACCURACY: float((heldout >= D_THRESHOLD).double().mean()),
+        D_FAKE_ACCURACY: float((fake < D_THRESHOLD).double().mean()),
+        D_RT: float(torch.sign(train - D_THRESHOLD).mean()),
     }
 
 

@@ -25,7 +25,25 @@ def build_gan(config: GanConfig, image_shape: tuple[int, int, int]) -> tuple[nn.
     for network, init_range in ((generator, config.g_init_range), (discriminator, config.d_init_range)):
         if init_range > 0:
             init_uniform(network, init_range)
+    # after initialisation: the parametrisation divides the initialised weight by its largest singular value
+    for network, enabled in ((generator, config.g_spectral_norm), (discriminator, config.d_spectral_norm)):
+        if enabled:
+            apply_spectral_norm(network)
     return generator, discriminator
+
+
+WEIGHT_LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
+
+
+def apply_spectral_norm(network: nn.Module) -> None:
+    """Spectral normalisation (Miyato et al. 2018) of every linear and convolution weight of `network`:
+    W / σ(W), σ estimated by one power iteration per forward pass in training mode (PyTorch's parametrisation;
+    a transposed convolution's weight is read with its output channels as rows, dim 1)."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for module in list(network.modules()):
+        if isinstance(module, WEIGHT_LAYERS):
+            spectral_norm(module, dim=1 if isinstance(module, nn.ConvTranspose2d) else 0)
 
 
 @torch.no_grad()
@@ -33,7 +51,7 @@ def init_uniform(network: nn.Module, init_range: float) -> None:
     """Every linear and convolution weight from U(−r, r), every such bias 0 (pylearn2's `irange`).
     Batch-norm scales and shifts keep their own initialisation."""
     for module in network.modules():
-        if isinstance(module, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+        if isinstance(module, WEIGHT_LAYERS):
             nn.init.uniform_(module.weight, -init_range, init_range)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
@@ -48,5 +66,5 @@ def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["build_gan", "init_uniform", "generator_outputs_tanh", "parameter_count", "MlpGenerator", "MlpDiscriminator",
+__all__ = ["build_gan", "init_uniform", "apply_spectral_norm", "generator_outputs_tanh", "parameter_count", "MlpGenerator", "MlpDiscriminator",
            "DcganGenerator", "DcganDiscriminator", "pack", "packed_shape"]
