@@ -19,6 +19,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
@@ -62,37 +63,105 @@ def _stop(process: subprocess.Popen, timeout: float = 20) -> None:
             process.wait()
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process below it (from /proc: Ray's workers leave their parent's process group,
+    so a group kill would miss them)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):  # gone meanwhile
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo.extend(children.get(tree[-1], []))
+    return tree
+
+
+def kill_tree(pids: list[int]) -> None:
+    """SIGKILL to each of `pids` that is still a Ray process (a pid freed meanwhile may be someone else's)."""
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if b"ray" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
+
+
+@dataclass
+class RayNodes:
+    """The `ray start --block` processes of a cluster on this machine, by name ("head", "worker0", ...)."""
+
+    address: str
+    temp_dir: str
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    node_ids: dict[str, str] = field(default_factory=dict)  # Ray's node id of each
+
+    def kill(self, name: str) -> float:
+        """The node dies as a machine would: SIGKILL to its `ray start`, raylet and every worker process at
+        once, no goodbye to the head. Returns the time of death (time.time())."""
+        tree = process_tree(self.processes[name].pid)
+        died = time.time()
+        kill_tree(tree)
+        self.processes[name].wait()
+        return died
+
+
 @contextlib.contextmanager
-def ray_cluster(head: list[str], workers: list[list[str]] = ()) -> Iterator[str]:
-    """A Ray cluster of `ray start --block` nodes on this machine; yields its address host:port."""
+def ray_nodes(head: list[str], workers: list[list[str]] = (), env: dict[str, str] | None = None,
+              port: int | None = None) -> Iterator[RayNodes]:
+    """A Ray cluster of `ray start --block` nodes on this machine, the workers joining one at a time;
+    `env` is added to the head's environment, `port` is the head's (default: a free one). Every process
+    a node started is gone afterwards."""
     import ray
 
     temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    nodes: list[subprocess.Popen] = []
+    port = port or free_port()
+    cluster = RayNodes(f"127.0.0.1:{port}", temp_dir)
+    trees: list[int] = []
 
-    def start(name: str, args: list[str]) -> None:
+    def start(name: str, args: list[str], node_env: dict[str, str] | None = None) -> None:
         log = open(Path(temp_dir) / f"{name}.log", "w")
-        nodes.append(subprocess.Popen(["ray", "start", "--block", "--disable-usage-stats", *args],
-                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        cluster.processes[name] = subprocess.Popen(
+            ["ray", "start", "--block", "--disable-usage-stats", *args], stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, env={**os.environ, **(node_env or {})})
+
+    def alive() -> set[str]:
+        return {node["NodeID"] for node in ray.nodes() if node["Alive"]}
 
     try:
         start("head", ["--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--include-dashboard=false",
-                       f"--temp-dir={temp_dir}", *head])
-        wait_for(lambda: _port_open(port), 120, "the Ray head")
-        for index, args in enumerate(workers):
-            start(f"worker{index}", [f"--address={address}", *args])
-        ray.init(address=address, log_to_driver=False)
+                       f"--temp-dir={temp_dir}", *head], env)
+        head_process = cluster.processes["head"]
+        wait_for(lambda: _port_open(port) or head_process.poll() is not None, 120, "the Ray head")
+        assert head_process.poll() is None, (Path(temp_dir) / "head.log").read_text()[-3000:]
+        ray.init(address=cluster.address, log_to_driver=False)
         try:
-            wait_for(lambda: sum(node["Alive"] for node in ray.nodes()) == 1 + len(workers), 120, "the Ray workers")
+            cluster.node_ids["head"] = wait_for(lambda: next(iter(alive()), None), 60, "the Ray head node")
+            # one at a time: two nodes starting together on one machine can race for the same ports
+            for index, args in enumerate(workers):
+                known = set(cluster.node_ids.values())
+                start(f"worker{index}", [f"--address={cluster.address}", *args])
+                cluster.node_ids[f"worker{index}"] = wait_for(lambda: next(iter(alive() - known), None), 120,
+                                                              f"Ray worker {index}")
         finally:
             ray.shutdown()
-        yield address
+        yield cluster
     finally:
-        for node in reversed(nodes):
-            _stop(node)
+        for process in reversed(cluster.processes.values()):
+            if process.poll() is None:
+                trees += process_tree(process.pid)
+                _stop(process)
+        kill_tree(trees)  # what a node left behind (an autoscaler's nodes, workers of a stuck raylet)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def ray_cluster(head: list[str], workers: list[list[str]] = ()) -> Iterator[str]:
+    """A Ray cluster of `ray start --block` nodes on this machine; yields its address host:port."""
+    with ray_nodes(head, workers) as cluster:
+        yield cluster.address
 
 
 class MlflowServer:
