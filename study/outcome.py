@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gan import names
+from gan.evaluation import FINAL_PARZEN_SAMPLES
 from study.errors import error_reason
 
 EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE, EXIT_SOME_ERRORED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -100,11 +101,39 @@ def study_outcome(outcomes: list[TrialOutcome], interrupted: bool) -> StudyOutco
     return StudyOutcome(names.COMPLETED, "FINISHED", EXIT_COMPLETED, None)
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def trial_score(metrics: dict[str, Any], metric: str) -> tuple[str, float] | None:
+    """(the key ranked by, its value) of one trial: final/<metric>, the final protocol on the test split, when the
+    trial has it, else <metric> at its last evaluation on the validation split; None without a finite one.
+    The report takes each trial's value by the same rule (reports.load), so both name the same best trial."""
+    for key in (names.final(metric), metric):
+        if _finite(metrics.get(key)):
+            return key, float(metrics[key])
+    return None
+
+
 def best_trial(outcomes: list[TrialOutcome], metric: str, mode: str) -> TrialOutcome | None:
-    """The trial with the best finite `metric` at its last evaluation; None when no trial has one."""
-    scored = [o for o in outcomes if isinstance(o.metrics.get(metric), (int, float)) and
-              not isinstance(o.metrics.get(metric), bool) and math.isfinite(o.metrics[metric])]
+    """The trial with the best score (`trial_score`); None when no trial has one."""
+    scored = [outcome for outcome in outcomes if trial_score(outcome.metrics, metric) is not None]
     if not scored:
         return None
     pick = min if mode == "min" else max
-    return pick(scored, key=lambda outcome: outcome.metrics[metric])
+    return pick(scored, key=lambda outcome: trial_score(outcome.metrics, metric)[1])
+
+
+def final_draws_key(metric: str) -> str:
+    """The per-draw values of a final score, logged at steps 0, 1, 2, ... (final/fid_draw)."""
+    return f"{names.final(metric)}_draw"
+
+
+def score_protocol(key: str, evaluation, final_draws: int = 0) -> str:
+    """How the score `key` of `trial_score` was measured, for a reader: split, samples (and draws averaged)."""
+    if key.startswith(names.FINAL_PREFIX):
+        # gan.run's final protocol: at least the 2014 paper's 10,000 samples
+        samples = max(evaluation.num_samples, FINAL_PARZEN_SAMPLES)
+        draws = f", mean of {final_draws} draws" if final_draws > 1 else ""
+        return f"test split, {samples:,} samples{draws}"
+    return f"validation split, {evaluation.num_samples:,} samples, last evaluation"

@@ -25,10 +25,12 @@ from reports.store import StoreError, check_store, default_tracking_uri
 from study.cluster import ResourcesUnavailable, TrialResources, check_trial_fits
 from study.description import BestTrial, ReportLink, experiment_ui_url, study_description
 from study.outcome import (EXIT_INTERRUPTED, EXIT_STATUSES, EXIT_USAGE, StudyOutcome, TrialOutcome, best_trial,
-                           finished_count, study_outcome, trial_outcomes)
+                           final_draws_key, finished_count, score_protocol, study_outcome, trial_outcomes,
+                           trial_score)
 from study.preflight import UsageError, check_storage, check_tracking_access, connect_ray, parent_to_resume
-from study.restarts import log_restarts
 from study.space import SpaceError, StudySpace, checked_resources, load_space
+
+PROGRESS_EVERY_S = 30.0  # seconds between the progress lines (study.progress)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,6 +56,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--wait-for-resources", action="store_true",
                         help="start even when no node of the cluster has the CPUs/GPUs one trial asks for, and "
                              "wait for one to join (by default that is an error, unless an autoscaler can add one)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also print Ray Tune's trial table (by default: a few lines of progress every 30 s)")
+    parser.add_argument("--progress-every", type=float, default=PROGRESS_EVERY_S, metavar="SECONDS",
+                        help=f"seconds between progress lines (default {PROGRESS_EVERY_S:.0f})")
     exit_statuses = "; ".join(f"{status}: {meaning}" for status, meaning in EXIT_STATUSES.items())
     parser.epilog = f"exit status: {exit_statuses}"
     return parser.parse_args(argv)
@@ -100,6 +106,8 @@ class StudySettings:
     build_report: bool
     resume_parent: Any = None  # the parent run to continue (`--resume`), else None
     waiting_for_resources: str | None = None  # the line to print once when no node can hold a trial yet
+    verbose: bool = False  # Ray Tune's trial table besides our progress lines
+    progress_every_s: float = PROGRESS_EVERY_S
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     # A dead tracking server must not stall the driver for minutes of HTTP retries.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    # MLflow draws a progress bar for every artifact it downloads (the report's sample grids): not in our console
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
+        if args.progress_every <= 0:
+            raise UsageError(f"--progress-every must be > 0 seconds, got {args.progress_every:g}")
         space = apply_overrides(load_space(args.space), args)
         tracking_uri = args.tracking_uri or default_tracking_uri()
         check_store(tracking_uri, must_exist=False)
@@ -133,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     return run_study(StudySettings(space, args.space, tracking_uri, experiment, storage, data_root, splits,
-                                   args.max_failures, args.report, parent, waiting))
+                                   args.max_failures, args.report, parent, waiting, args.verbose,
+                                   args.progress_every))
 
 
 def _spool_dir(storage: str, run_name: str) -> str:
@@ -169,9 +182,14 @@ def run_study(settings: StudySettings) -> int:
         tuner = _new_tuner(settings, run_name, experiment_id, parent_run_id, spool_dir)
     ui = experiment_ui_url(settings.tracking_uri, experiment_id)
     print(f"study '{space.name}': MLflow experiment '{settings.experiment}', parent run {parent_run_id} "
-          f"({settings.tracking_uri}); Tune directory {run_path}\nMLflow UI: {ui}", flush=True)
+          f"({settings.tracking_uri}); Tune directory {run_path}\nMLflow UI: {ui}\n"
+          f"{space.trial_count()} trials on {space.dataset}, ranked by {names.final(space.metric)} where a trial has "
+          f"it, else its last {space.metric}; progress every {settings.progress_every_s:g} s"
+          f"{'' if settings.verbose else ' (--verbose adds Ray Tune’s trial table)'}", flush=True)
     if settings.waiting_for_resources:
         print(f"gan-study: {settings.waiting_for_resources}", file=sys.stderr, flush=True)
+    if not settings.verbose:
+        quiet_tune()
     started = time.time()
     results = tuner.fit()
     elapsed = time.time() - started
@@ -180,7 +198,6 @@ def run_study(settings: StudySettings) -> int:
     counts = Counter(trial.status for trial in outcomes)
     best = _best_trial(client, experiment_id, parent_run_id, settings, outcomes)
     _log_study_summary(client, parent_run_id, settings, elapsed, outcome, counts, best)
-    log_restarts(client, parent_run_id, results, outcomes)  # trials restarted after a lost worker or node
     if (Path(spool_dir) / PENDING_FILE).exists():
         print(f"gan-study: some MLflow writes are still pending in {Path(spool_dir) / PENDING_FILE}; "
               f"run again with --resume to log them", file=sys.stderr)
@@ -191,8 +208,8 @@ def run_study(settings: StudySettings) -> int:
         print(f"interrupted after {elapsed:.0f} s; continue with: python -m study.run --space "
               f"{settings.space_argument} --experiment {settings.experiment} --resume {run_path}", file=sys.stderr)
         return outcome.exit_status
-    best_text = f"{best.value:.4g} ({best.run_name})" if best is not None else "none"
-    print(f"done in {elapsed:.0f} s: {outcome.status}, trials {dict(counts)}; best {space.metric} = {best_text}")
+    best_text = best.headline() if best is not None else f"no trial has a finite {space.metric}"
+    print(f"done in {elapsed:.0f} s: {outcome.status}, trials {dict(counts)}; {best_text}")
     report = None
     if settings.build_report and outcome.status != names.FAILED:
         from reports import ReportError, build_report
@@ -207,6 +224,15 @@ def run_study(settings: StudySettings) -> int:
     _describe(client, experiment_id, parent_run_id, settings, outcome, counts, best, report)
     print(f"MLflow UI: {ui}")
     return outcome.exit_status
+
+
+def quiet_tune() -> None:
+    """Tune prints nothing of its own: its new output engine (Ray 2.x) prints a configuration box and paths at any
+    verbosity, the legacy engine nothing at verbosity 0 (RunConfig(verbose=0)); its INFO log lines go too."""
+    import logging
+
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)
 
 
 def _trial_settings(settings: StudySettings):
@@ -241,13 +267,17 @@ def _restored_tuner(settings: StudySettings, run_path: str):
 def _new_tuner(settings: StudySettings, run_name: str, experiment_id: str, parent_run_id: str, spool_dir: str):
     from ray import tune
 
+    from study.dataset_input import training_data
+    from study.progress import ProgressLines
     from study.tracking import MlflowStudyCallback
     from study.tuning import build_tune_setup
 
     space = settings.space
     setup = build_tune_setup(space, space.num_samples, space.seed)
     callback = MlflowStudyCallback(settings.tracking_uri, experiment_id, parent_run_id, _trial_settings(settings),
-                                   spool_dir)
+                                   spool_dir, training_data(settings.splits, settings.data_root, space.dataset_options))
+    progress = ProgressLines(_trial_settings(settings), space.trial_count(), len(settings.splits.train),
+                             settings.progress_every_s)
     return tune.Tuner(
         _trainable(settings),
         param_space=setup.param_space,
@@ -258,7 +288,8 @@ def _new_tuner(settings: StudySettings, run_name: str, experiment_id: str, paren
             reuse_actors=True,
         ),
         run_config=tune.RunConfig(
-            name=run_name, storage_path=settings.storage, verbose=1, callbacks=[callback],
+            name=run_name, storage_path=settings.storage, verbose=1 if settings.verbose else 0,
+            callbacks=[callback, progress],
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             # PBT clones other trials' earlier checkpoints: deleting old ones would pull them from under it
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None if space.scheduler == "pbt" else 2),
@@ -291,23 +322,27 @@ def _report_command(settings: StudySettings, parent_run_id: str) -> str:
 
 def _best_trial(client, experiment_id: str, parent_run_id: str, settings: StudySettings,
                 outcomes: list[TrialOutcome]) -> BestTrial | None:
-    """The best trial for the description: its run's name and id, its score and its final/ score."""
+    """The best trial (study.outcome.trial_score: the final protocol where a trial has it), its run and protocol."""
     from study.tracking import child_run_identity
 
-    best = best_trial(outcomes, settings.space.metric, settings.space.mode)
+    metric, evaluation = settings.space.metric, settings.space.evaluation
+    best = best_trial(outcomes, metric, settings.space.mode)
     if best is None:
         return None
     run_name, _ = child_run_identity(best.config, _trial_settings(settings))
-    final = best.metrics.get(names.final(settings.space.metric))
-    run_id = None
+    ranked_by, value = trial_score(best.metrics, metric)
+    run_id, draws = None, 0
     try:
         runs = client.search_runs([experiment_id], max_results=1, filter_string=(
             f"tags.`{names.PARENT_TAG}` = '{parent_run_id}' and tags.`{names.TRIAL_ID_TAG}` = '{best.trial_id}'"))
         run_id = runs[0].info.run_id if runs else None
+        if run_id is not None and ranked_by != metric:
+            draws = len(client.get_metric_history(run_id, final_draws_key(metric)))
     except Exception:  # the store is away: the description names the run without linking it
         pass
-    return BestTrial(run_name, settings.space.metric, float(best.metrics[settings.space.metric]),
-                     float(final) if isinstance(final, (int, float)) else None, run_id)
+    last = best.metrics.get(metric) if ranked_by != metric else None
+    return BestTrial(run_name, ranked_by, value, score_protocol(ranked_by, evaluation, draws),
+                     float(last) if isinstance(last, (int, float)) else None, run_id)
 
 
 def _log_study_summary(client, parent_run_id: str, settings: StudySettings, elapsed: float, outcome: StudyOutcome,
@@ -318,7 +353,7 @@ def _log_study_summary(client, parent_run_id: str, settings: StudySettings, elap
         summary = {names.TRIALS_TOTAL: sum(counts.values()),
                    **{f"{names.TRIALS_PREFIX}{k}": v for k, v in counts.items()}}
         if best is not None:
-            summary[f"best_{settings.space.metric}"] = best.value
+            summary[f"best_trial/{best.ranked_by}"] = best.value
         earlier = float(parent.data.metrics.get(names.STUDY_WALL_TIME_S, 0)) if parent is not None else 0.0
         summary[names.STUDY_WALL_TIME_S] = elapsed + earlier
         for key, value in summary.items():

@@ -24,6 +24,7 @@ from gan import names
 from gan.config import ConfigError, GanConfig
 from reports.store import default_artifact_location
 from study.checkpoints import GRID_FILE
+from study.dataset_input import TrainingData, log_training_input
 from study.errors import error_reason
 from study.run_names import config_id, trial_run_name
 from study.tune_config import TrialSettings, trial_params
@@ -116,12 +117,13 @@ class MlflowStudyCallback(Callback):
     """Logs every trial of a Tune run as a child of `parent_run_id`, surviving tracking-store outages."""
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, settings: TrialSettings,
-                 spool_dir: str):
+                 spool_dir: str, training_data: TrainingData | None = None):
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
         self.settings = settings
         self.spool_dir = spool_dir  # pending writes and the artifacts they need
+        self.training_data = training_data  # each child run's dataset input (study.dataset_input)
         self._reset()
 
     def _reset(self) -> None:
@@ -140,6 +142,7 @@ class MlflowStudyCallback(Callback):
         return state
 
     def __setstate__(self, state):
+        state.setdefault("training_data", None)  # pickled by a version that logged no dataset input
         self.__dict__.update(state)
         self._reset()
 
@@ -210,10 +213,12 @@ class MlflowStudyCallback(Callback):
         if trial_id in self._run_ids or self._find_child_run(trial_id) is not None:
             run_id = self._run_ids[trial_id]
             # an outage may have cut a create between the run and its parameters; PBT's changed values stay as logged
-            logged = self.client.get_run(run_id).data.params
-            missing = [Param(k, v) for k, v in params.items() if k not in logged]
+            run = self.client.get_run(run_id)
+            missing = [Param(k, v) for k, v in params.items() if k not in run.data.params]
             if missing:
                 self.client.log_batch(run_id, params=missing)
+            if self.training_data is not None and not run.inputs.dataset_inputs:
+                log_training_input(self.client, run_id, self.training_data)
             self.client.set_tag(run_id, names.STATUS_TAG, names.RUNNING)
             self.client.update_run(run_id, status="RUNNING")
             return
@@ -226,6 +231,8 @@ class MlflowStudyCallback(Callback):
         self._run_ids[trial_id] = run.info.run_id
         self._logged_step[trial_id] = -1
         self.client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in params.items()])
+        if self.training_data is not None:
+            log_training_input(self.client, run.info.run_id, self.training_data)
 
     # --- Tune's hooks -------------------------------------------------------------------------
     def setup(self, **info):

@@ -1,27 +1,14 @@
 """The study runner end to end: real Ray Tune trials, a real (sqlite) MLflow store."""
+import json
+import re
+
 import pytest
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from gan.config import GanConfig
 from processes import run_study, study_runs
-
-# Two tiny MLP GAN trials (k = 1 and k = 2), evaluated with every metric.
-GRID_SPACE = """
-name: tiny_grid
-dataset: mnist5k
-fixed: {arch: mlp, g_width: 32, d_width: 32, g_depth: 1, d_depth: 1, z_dim: 16, batch_size: 32}
-search_space:
-  k: {grid: [1, 2]}
-search: grid
-scheduler: fifo
-metric: fid
-mode: min
-seeds_per_config: 1
-budget: {steps: 40, eval_every: 20}
-evaluation: {num_samples: 200}
-resources: {cpus_per_trial: 1, max_concurrent: 2}
-"""
+from reports.load import load_study
 
 OPTUNA_SPACE = """
 name: tiny_optuna
@@ -50,10 +37,11 @@ def run(tmp_path, space):
 
 @pytest.fixture(scope="module")
 def grid_study(tmp_path_factory):
+    """The shipped smoke.yaml: two tiny MLP GAN trials (k = 1 and k = 2) evaluated with every metric; progress
+    lines every 5 s instead of 30 (the study takes about a minute)."""
     tmp_path = tmp_path_factory.mktemp("grid")
-    (tmp_path / "grid.yaml").write_text(GRID_SPACE)
-    client = run(tmp_path, str(tmp_path / "grid.yaml"))
-    return tmp_path, client
+    run_study(tmp_path, "smoke.yaml", "--progress-every", "5")
+    return tmp_path, MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
 
 
 def test_grid_study_logs_one_parent_and_a_child_per_trial(grid_study):
@@ -61,13 +49,13 @@ def test_grid_study_logs_one_parent_and_a_child_per_trial(grid_study):
     parents, children = study_runs(client)
     assert len(parents) == 1 and len(children) == 2
     parent = parents[0]
-    assert parent.info.status == "FINISHED" and parent.data.tags["gan_study.space"] == "grid.yaml"
+    assert parent.info.status == "FINISHED" and parent.data.tags["gan_study.space"] == "smoke.yaml"
     assert parent.data.params["search"] == "grid" and parent.data.metrics["trials_completed"] == 2
     # the yardsticks of the data set, computed once per study
     assert parent.data.metrics["reference/classifier_test_accuracy"] >= 0.98
     assert parent.data.metrics["reference/fid_train_test"] < parent.data.metrics["reference/fid_test_noise"] / 10
     assert parent.data.metrics["reference/parzen_train_test"] > 0
-    assert [a.path for a in client.list_artifacts(parent.info.run_id, "space")] == ["space/grid.yaml"]
+    assert [a.path for a in client.list_artifacts(parent.info.run_id, "space")] == ["space/smoke.yaml"]
     for child in children:
         assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert child.data.tags["gan_study.status"] == "completed" and child.info.status == "FINISHED"
@@ -93,6 +81,53 @@ def test_children_hold_parameters_metric_histories_and_sample_grid(grid_study):
         assert child.data.tags["gan_study.regime"] in ("balanced", "d_dominates", "g_dominates", "mode_collapse")
         grid_path = client.download_artifacts(child.info.run_id, "samples/samples.png", str(tmp_path / child.info.run_id))
         assert Image.open(grid_path).size == (8 * 28 + 9 * 2,) * 2
+
+
+def test_the_console_shows_progress_by_run_name_and_no_ray_table(grid_study):
+    tmp_path, _ = grid_study
+    console = (tmp_path / "driver.log").read_text()
+    names = ("mlp g32 d32 k1 s0", "mlp g32 d32 k2 s0")
+    status = re.findall(r"^\[(\d+):(\d\d):(\d\d)\] (\d)/2 trials done, (\d) running, (\d) waiting; (.*)$", console, re.M)
+    assert len(status) >= 2, console[-3000:]
+    seconds = [int(h) * 3600 + int(m) * 60 + int(s) for h, m, s, *_ in status]
+    assert seconds == sorted(seconds) and min(b - a for a, b in zip(seconds, seconds[1:])) >= 4  # every 5 s
+    assert all(int(done) + int(running) + int(waiting) == 2 for _, _, _, done, running, waiting, _ in status)
+    # running trials by name, with their step out of the budget and their latest FID; the best so far by name
+    running = re.findall(r"^  running: (mlp g32 d32 k[12] s0) at step (\d+)/40, fid ([\d.]+)$", console, re.M)
+    assert {name for name, _, _ in running} == set(names) and {step for _, step, _ in running} <= {"20", "40"}
+    assert re.search(r"^  best so far: mlp g32 d32 k[12] s0, (final/)?fid [\d.]+$", console, re.M)
+    assert any(left.startswith("about ") and left.endswith(" left") for *_, left in status)
+    for name in names:
+        assert re.search(rf"^\[\d+:\d\d:\d\d\] ended: {name}, completed at step 40, final/fid [\d.]+ \([12]/2 done\)$",
+                         console, re.M)
+    # Ray's own table, configuration box and dict-valued parameters are behind --verbose
+    for noise in ("Trial status:", "Current best trial", "Configuration for experiment", "'params':", "tensorboard"):
+        assert noise not in console
+
+
+def test_the_summary_names_the_report_s_best_trial_and_the_protocol(grid_study):
+    tmp_path, _ = grid_study
+    line = re.search(r"^done in \d+ s: completed, .*; best final/fid \(test split, ([\d,]+) samples[^)]*\) = "
+                     r"([\d.]+) \((.+)\)$", (tmp_path / "driver.log").read_text(), re.M)
+    assert line, (tmp_path / "driver.log").read_text()[-2000:]
+    samples, value, run_name = line.groups()
+    assert samples == "10,000"
+    # the report's choice: each trial's final/fid (else its last fid), the lowest
+    study = load_study(f"sqlite:///{tmp_path}/mlflow.db", "study")
+    best = study.finished.loc[study.finished["metric.fid"].idxmin()]
+    assert run_name == best["run_name"] and float(value) == pytest.approx(best["metric.fid"], rel=1e-3)
+    assert study.parent_metrics["best_trial/final/fid"] == pytest.approx(best["metric.fid"])
+
+
+def test_every_child_run_logs_its_training_data_as_an_mlflow_dataset_input(grid_study, mnist5k):
+    _, client = grid_study
+    _, children = study_runs(client)
+    for child in children:
+        (dataset_input,) = client.get_run(child.info.run_id).inputs.dataset_inputs
+        dataset = dataset_input.dataset
+        assert (dataset.name, dataset.digest) == ("mnist5k", mnist5k.fingerprint())
+        assert json.loads(dataset.profile)["train"] == len(mnist5k.train) == 3500
+        assert [(tag.key, tag.value) for tag in dataset_input.tags] == [("mlflow.data.context", "training")]
 
 
 def test_optuna_asha_study_repeats_each_configuration_over_seeds(tmp_path):

@@ -19,10 +19,12 @@ from study.checkpoints import CheckpointRefused
 from study.cluster import ResourcesUnavailable, TrialResources, check_trial_fits
 from study.description import MAX_DESCRIPTION_CHARS, BestTrial, ReportLink, study_description
 from study.errors import error_reason, will_recur
-from study.outcome import (EXIT_COMPLETED, EXIT_FAILED, EXIT_SOME_ERRORED, best_trial, study_outcome,
-                           trial_outcomes)
+from reports.load import trial_frame
+from study.outcome import (EXIT_COMPLETED, EXIT_FAILED, EXIT_SOME_ERRORED, best_trial, score_protocol, study_outcome,
+                           trial_outcomes, trial_score)
 from study.run_names import config_id, naming_parameters, trial_run_name
 from study.space import load_space
+from study.tracking import numeric_metrics
 from study.tune_config import GRID_PARAMS, SEED_INDEX, TrialSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,6 +104,35 @@ def test_some_errored_trials_give_completed_with_errors_exit_3_and_the_most_comm
            (names.COMPLETED_WITH_ERRORS, "FINISHED", EXIT_SOME_ERRORED)
     assert outcome.errors_line == "3 of 4 trials errored; most common reason (2 trials): gan.config.ConfigError: k must be 1"
     assert best_trial(outcomes, "fid", "min").trial_id == "a"
+
+
+def test_the_best_trial_is_ranked_by_the_final_protocol_where_a_trial_has_it_as_the_report_ranks():
+    # a: best last validation FID, worse final FID; b: best final FID; c: no final evaluation (stopped early)
+    outcomes = trial_outcomes([result("a", "completed", fid=20.0, **{"final/fid": 30.0}),
+                               result("b", "completed", fid=25.0, **{"final/fid": 24.0}),
+                               result("c", "stopped_early", fid=27.0)])
+    assert best_trial(outcomes, "fid", "min").trial_id == "b"
+    assert [trial_score(o.metrics, "fid") for o in outcomes] == \
+        [("final/fid", 30.0), ("final/fid", 24.0), ("fid", 27.0)]
+    # the report's rule (reports.load): final/<metric> where logged, else the last value; the best is the same trial
+    rows = trial_frame([SimpleNamespace(info=SimpleNamespace(run_id=o.trial_id, run_name=o.trial_id, start_time=None,
+                                                             end_time=None),
+                                        data=SimpleNamespace(metrics=numeric_metrics(o.metrics), params={}, tags={}))
+                        for o in outcomes])
+    assert rows.loc[rows["metric.fid"].idxmin(), "run_id"] == "b"
+    # a trial without a final score still ranks by its last one: c beats a when a's final is worse
+    assert best_trial([outcomes[0], outcomes[2]], "fid", "min").trial_id == "c"
+    assert best_trial(outcomes, "fid", "max").trial_id == "a"
+
+
+def test_the_summary_line_names_the_metric_and_the_protocol_it_ranks_by():
+    plan = EvaluationPlan(num_samples=1000)
+    best = BestTrial("dcgan g16 d16 k1 s0", "final/fid", 24.391, score_protocol("final/fid", plan, final_draws=3))
+    assert best.headline() == \
+        "best final/fid (test split, 10,000 samples, mean of 3 draws) = 24.39 (dcgan g16 d16 k1 s0)"
+    fallback = BestTrial("mlp g8 d8 k1 s0", "fid", 31.14, score_protocol("fid", plan))
+    assert fallback.headline() == \
+        "best fid (validation split, 1,000 samples, last evaluation) = 31.14 (mlp g8 d8 k1 s0)"
 
 
 def test_no_finished_trial_means_failed_and_exit_1():
@@ -259,12 +290,14 @@ def test_the_description_summarises_space_data_trials_reference_best_and_report(
     summary = "## What this study shows\n\n- D twice as wide as G lowers FID by 3.1 (95% CI 1.2 to 5.0).\n"
     done = study_description(
         space, experiment="balance", status=names.COMPLETED_WITH_ERRORS,
-        trial_counts={names.COMPLETED: 7, names.ERRORED: 1}, reference={}, best=BestTrial("dcgan g32 d256 k1 s1", "fid", 12.34, 11.9, "RUN"),
+        trial_counts={names.COMPLETED: 7, names.ERRORED: 1}, reference={},
+        best=BestTrial("dcgan g32 d256 k1 s1", "final/fid", 11.9, "test split, 10,000 samples", 12.34, "RUN"),
         report=ReportLink("report/report.html", summary), report_command="-", experiment_id="4", run_id="PARENT",
         errors_line="1 of 8 trials errored; most common reason (1 trial): gan.memory.ConfigTooLarge: …")
     assert "### GAN study `balance`: completed with errors" in done
     assert "**Trials:** 8 (completed 7, errored 1)" in done and "1 of 8 trials errored" in done
-    assert "[dcgan g32 d256 k1 s1](#/experiments/4/runs/RUN): `fid` 12.34 at its last evaluation, `final/fid` 11.9" in done
+    assert "[dcgan g32 d256 k1 s1](#/experiments/4/runs/RUN): `final/fid` 11.9 (test split, 10,000 samples); " \
+           "`fid` 12.34 at its last evaluation (validation split)" in done
     assert "[report/report.html](#/experiments/4/runs/PARENT/artifacts/report/report.html)" in done
     assert done.rstrip().endswith("lowers FID by 3.1 (95% CI 1.2 to 5.0).")
     assert done.index("**Report:**") < done.index("**Best trial:**") < done.index("| searched |")  # first things first
