@@ -28,6 +28,7 @@ from study.outcome import (EXIT_INTERRUPTED, EXIT_STATUSES, EXIT_USAGE, StudyOut
                            final_draws_key, finished_count, score_protocol, study_outcome, trial_outcomes,
                            trial_score)
 from study.preflight import UsageError, check_storage, check_tracking_access, connect_ray, parent_to_resume
+from study.restarts import log_restarts
 from study.space import SpaceError, StudySpace, checked_resources, load_space
 
 PROGRESS_EVERY_S = 30.0  # seconds between the progress lines (study.progress)
@@ -198,6 +199,7 @@ def run_study(settings: StudySettings) -> int:
     counts = Counter(trial.status for trial in outcomes)
     best = _best_trial(client, experiment_id, parent_run_id, settings, outcomes)
     _log_study_summary(client, parent_run_id, settings, elapsed, outcome, counts, best)
+    log_restarts(client, parent_run_id, results, outcomes)  # trials restarted after a lost worker or node
     if (Path(spool_dir) / PENDING_FILE).exists():
         print(f"gan-study: some MLflow writes are still pending in {Path(spool_dir) / PENDING_FILE}; "
               f"run again with --resume to log them", file=sys.stderr)
