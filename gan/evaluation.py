@@ -273,11 +273,12 @@ D_DOMINATES_MAX_D_FAKE = 0.1  # D(G(z)) near 0: the minimax generator's gradient
 D_DOMINATES_MIN_ACCURACY = 0.95
 
 
-def balance_regime(metrics: dict[str, float], diverged: bool, num_classes: int) -> str:
+def balance_regime(metrics: dict[str, float], diverged: bool, num_classes: int, num_modes: int | None = None) -> str:
     """Label a trial from its (final) diagnostics; the first rule that holds wins:
 
     1. diverged       — a loss or parameter became non-finite;
-    2. mode_collapse  — the samples cover fewer than 60% of the classes (needs the `coverage` metric);
+    2. mode_collapse  — the samples cover fewer than 60% of the classes (needs the `coverage` metric), or on
+                        Stacked MNIST (`num_modes` given) fewer than 60% of its modes (needs `modes`);
     3. d_dominates    — D separates held-out reals from fakes (accuracy >= 0.95) and mean D(G(z)) < 0.1,
                         the regime where G's (saturating) gradient vanishes;
     4. g_dominates    — D rates the fakes at least as real as held-out reals (mean D(G(z)) >= mean D(x));
@@ -288,6 +289,9 @@ def balance_regime(metrics: dict[str, float], diverged: bool, num_classes: int) 
     covered = metrics.get(names.CLASSES_COVERED)
     if covered is not None and covered < COLLAPSE_MAX_CLASSES_SHARE * num_classes:
         return "mode_collapse"
+    modes_covered = metrics.get(names.MODES_COVERED)
+    if modes_covered is not None and num_modes and modes_covered < COLLAPSE_MAX_CLASSES_SHARE * num_modes:
+        return "mode_collapse"
     d_real, d_fake = metrics[names.EVAL_D_REAL], metrics[names.EVAL_D_FAKE]
     if metrics[names.D_ACCURACY] >= D_DOMINATES_MIN_ACCURACY and d_fake < D_DOMINATES_MAX_D_FAKE:
         return "d_dominates"
@@ -297,6 +301,18 @@ def balance_regime(metrics: dict[str, float], diverged: bool, num_classes: int) 
 
 
 # --- reference rows: what real data scores on the same metrics -------------------------------------
+def noise_fid(test_images: torch.Tensor, classifier: TrainedClassifier, seed: int = 0,
+              test_features: np.ndarray | None = None) -> float:
+    """FID(test split, uniform noise images of its shape): the score of a useless generator (a study's
+    reference row, and gan.outcome's yardstick of failure)."""
+    model = classifier.model
+    device = next(model.parameters()).device
+    if test_features is None:
+        test_features = extract_features(channel_features(model), test_images, device=device)
+    noise = torch.rand(test_images.shape, generator=torch.Generator().manual_seed(seed))
+    return float(fid(test_features, extract_features(channel_features(model), noise, device=device)))
+
+
 def reference_scores(splits, classifier: TrainedClassifier | None, max_centres: int = FINAL_PARZEN_SAMPLES,
                      seed: int = 0, metrics=None) -> dict[str, float]:
     """The yardsticks of a data set, computed once per study, for the `metrics` it evaluates
@@ -325,10 +341,9 @@ def reference_scores(splits, classifier: TrainedClassifier | None, max_centres: 
         model = classifier.model
         device = next(model.parameters()).device
         features = {name: extract_features(channel_features(model), images, device=device) for name, images in (
-            ("train", train), ("test", splits.test.images),
-            ("noise", torch.rand(splits.test.images.shape, generator=torch.Generator().manual_seed(seed))))}
+            ("train", train), ("test", splits.test.images))}
         scores.update({names.FID_TRAIN_TEST: fid(features["train"], features["test"]),
-                       names.FID_TEST_NOISE: fid(features["test"], features["noise"]),
+                       names.FID_TEST_NOISE: noise_fid(splits.test.images, classifier, seed, features["test"]),
                        names.CLASSIFIER_TEST_ACCURACY: classifier.test_accuracy})
         if "kid" in wanted:
             result = kid(features["train"], features["test"])

@@ -19,6 +19,8 @@ DIVERGED = "diverged"  # 1 once a loss or parameter became non-finite
 DONE_TRAINING = "done_training"  # the run reached its budget (not a metric: a flag)
 REGIME = "regime"  # gan.evaluation.balance_regime of this evaluation (not a metric: a label)
 CONVERGENCE = "convergence"  # gan.convergence label of the run so far (not a metric: a label)
+OUTCOME = "outcome"  # gan.outcome: failed / diverged / converged / still_improving (not a metric: a label)
+OUTCOME_REASON = "outcome_reason"  # why a failed run failed, one line (not a metric: a label)
 TIME_TRAIN_S, TIME_EVAL_S, TIME_FINAL_EVAL_S = "time_train_s", "time_eval_s", "time_final_eval_s"
 
 # --- evaluation metrics (gan.evaluation), on the validation split during training ----------------
@@ -54,6 +56,13 @@ BEST_STEP_SUFFIX = "_step"  # best/fid_step: the generator step of best/fid
 
 def final(name: str) -> str:
     return FINAL_PREFIX + name
+
+
+DRAW_SUFFIX = "_draw"  # final/fid_draw0, final/fid_draw1, ...: the final score of each independent sample draw
+
+
+def draw(name: str, index: int) -> str:
+    return f"{name}{DRAW_SUFFIX}{index}"
 
 
 EMA_SUFFIX = "_ema"  # fid_ema, final/fid_ema: the same metric of the moving average of G (g_ema_decay > 0)
@@ -97,6 +106,8 @@ TRIAL_ID_TAG = "gan_study.trial_id"  # Tune's trial id
 STATUS_TAG = "gan_study.status"
 REGIME_TAG = "gan_study.regime"  # the balance regime of the trial's last evaluation
 CONVERGENCE_TAG = "gan_study.convergence"  # converged / still_improving / diverged (gan.convergence)
+OUTCOME_TAG = "gan_study.outcome"  # failed / diverged / converged / still_improving (gan.outcome)
+OUTCOME_REASON_TAG = "gan_study.outcome_reason"  # why a failed trial failed
 SPACE_TAG = "gan_study.space"
 DATASET_TAG = "gan_study.dataset"
 CONFIG_ID_TAG = "gan_study.config_id"  # a hash of a trial's parameters without its seed: equal across its seeds

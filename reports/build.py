@@ -48,8 +48,9 @@ def build_report(tracking_uri: str, experiment: str, run_id: str | None = None, 
     out = Path(out_dir if out_dir is not None else default_out_dir(experiment))
     out.mkdir(parents=True, exist_ok=True)
 
+    found = tables.inference(study)
     imbalance, imbalance_table = tables.imbalance_table(study)
-    paired, paired_table, findings = tables.paired_effects_table(study)
+    paired, paired_table = tables.paired_effects_table(study, found)
     effects, effects_table = tables.effect_sizes(study)
     csv_files = [out / "trials.csv", out / "imbalance.csv", out / "paired_effects.csv", out / "effect_sizes.csv"]
     tables.trials_csv_frame(study).to_csv(csv_files[0], index=False)
@@ -57,6 +58,12 @@ def build_report(tracking_uri: str, experiment: str, run_id: str | None = None, 
     paired.to_csv(csv_files[2], index=False)
     effects.to_csv(csv_files[3], index=False)
     shown = [imbalance_table, paired_table, effects_table]
+    for name, optional in (("contrasts", tables.contrasts_table(study, found)),
+                           ("variance_split", tables.variance_table(study, found))):
+        if optional is not None:
+            csv_files.append(out / f"{name}.csv")
+            optional[0].to_csv(csv_files[-1], index=False)
+            shown.insert(1 if name == "contrasts" else len(shown) - 1, optional[1])
     importances = tables.optuna_importances(study)
     if importances is not None:
         csv_files.append(out / "optuna_importances.csv")
@@ -71,7 +78,7 @@ def build_report(tracking_uri: str, experiment: str, run_id: str | None = None, 
         figures.insert(0, mode_collapse[2])
 
     parts = render.ReportParts(f"GAN study report: {study.parent_name}", tables.header(study), shown, figures,
-                               csv_files, findings, tables.findings_note(study))
+                               csv_files, tables.findings(study, found), tables.findings_note(study, found))
     html_path = md_path = None
     if "html" in formats:
         html_path = out / "report.html"

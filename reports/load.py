@@ -29,7 +29,8 @@ class ReportError(StoreError):
 class StudyData:
     """One study as MLflow holds it.
 
-    trials: one row per child run; columns run_id, trial_id, run_name, status, regime, convergence, start, end,
+    trials: one row per child run; columns run_id, trial_id, run_name, status, regime, convergence, outcome,
+    outcome_reason, start, end,
     duration_s, then `param.<name>` (numbers parsed where they are numbers) and
     `metric.<name>` (the trial's value of each metric, final/ preferred, see the module doc).
     """
@@ -92,6 +93,9 @@ def trial_frame(children: list) -> pd.DataFrame:
             "status": run.data.tags.get(names.STATUS_TAG, "unknown"),
             "regime": run.data.tags.get(names.REGIME_TAG),
             "convergence": run.data.tags.get(names.CONVERGENCE_TAG),
+            # runs logged before outcomes existed: their convergence label stands in
+            "outcome": run.data.tags.get(names.OUTCOME_TAG, run.data.tags.get(names.CONVERGENCE_TAG)),
+            "outcome_reason": run.data.tags.get(names.OUTCOME_REASON_TAG),
             "start": start,
             "end": end,
             "duration_s": (end - start) / 1000 if start and end else np.nan,

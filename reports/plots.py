@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from gan import names
 from reports.load import METRIC_PREFIX, StudyData, download_samples, metric_history
 from reports import effects
-from reports.tables import CAPACITY, comparison_frame, paired_effects, with_factors
+from reports.tables import CAPACITY, comparison_frame, inference, metric_label, primary_metric, with_factors
 
 DPI = 110
 REGIME_COLOURS = {"balanced": "#4c9a2a", "d_dominates": "#c0392b", "g_dominates": "#2e86c1",
@@ -61,65 +61,65 @@ def _panels(frame: pd.DataFrame, strata: list[str]):
 
 
 def fid_vs_capacity(study: StudyData, out: Path) -> Plot | None:
-    """Per stratum (architecture, ...): mean final score with its 95% t-interval against log2(D/G width)."""
+    """Per stratum (architecture, ...): each (G, D) cell's mean primary score with its 95% interval against
+    log2(D/G width), one colour per G width, so cells that share G line up."""
     frame, strata = comparison_frame(study)
     if frame[CAPACITY].nunique() < 2:
         return None
+    metric = primary_metric(study)
+    label = metric_label(study, metric)
     panels = _panels(frame, strata)
     figure = Figure(figsize=(4.6 * len(panels) + 0.6, 4.4))
     for index, (title, part) in enumerate(panels):
         axes = figure.add_subplot(1, len(panels), index + 1)
-        numbers = effects.level_summary(part, [], [study.fid_metric]).sort_values(CAPACITY)
-        mean = numbers[f"{study.fid_metric}_mean"]
-        low = (mean - numbers[f"{study.fid_metric}_ci_low"]).fillna(0)
-        high = (numbers[f"{study.fid_metric}_ci_high"] - mean).fillna(0)
-        axes.errorbar(numbers[CAPACITY], mean, yerr=[low, high], marker="o", capsize=4, color="#2e86c1",
-                      label="mean, 95% CI over seeds")
-        confounded = numbers[numbers["confounded"]]
-        if not confounded.empty:
-            axes.scatter(confounded[CAPACITY], confounded[f"{study.fid_metric}_mean"], s=160, facecolors="none",
-                         edgecolors="#c0392b", linewidths=1.5, label="> 1/4 of trials not converged", zorder=3)
-        points = part[[CAPACITY, METRIC_PREFIX + study.fid_metric]].dropna()
-        axes.scatter(points[CAPACITY], points[METRIC_PREFIX + study.fid_metric], s=10, color="#555555", alpha=0.6,
+        numbers = effects.cell_summary(part, [], [metric]).sort_values(CAPACITY)
+        for g_width, cells in numbers.groupby("g_width", sort=True):
+            mean = cells[f"{metric}_mean"]
+            low = (mean - cells[f"{metric}_ci_low"]).fillna(0)
+            high = (cells[f"{metric}_ci_high"] - mean).fillna(0)
+            axes.errorbar(cells[CAPACITY], mean, yerr=[low, high], marker="o", capsize=4, label=f"G {g_width:g}")
+            failed = cells[cells["failed_rate"] > 0.5]
+            if not failed.empty:
+                axes.scatter(failed[CAPACITY], failed[f"{metric}_mean"], s=160, facecolors="none",
+                             edgecolors="#c0392b", linewidths=1.5, zorder=3)
+        points = part[[CAPACITY, METRIC_PREFIX + metric]].dropna()
+        axes.scatter(points[CAPACITY], points[METRIC_PREFIX + metric], s=10, color="#555555", alpha=0.6,
                      label="trials")
-        _finish_axes(axes, "log2(D width / G width)   (> 0: D wider)", f"final {study.fid_label} (lower is better)",
-                     title)
+        if metric in effects.POSITIVE_METRICS:
+            axes.set_yscale("log")
+        _finish_axes(axes, "log2(D width / G width)   (> 0: D wider)", f"final {label}", title)
     path = _save(figure, out / "fid_vs_capacity.png")
-    return Plot("fid_vs_capacity", f"{study.fid_label} vs capacity ratio",
-                "Each point: the mean over the trials (seeds) at that ratio with its 95% t-interval; grey dots: single "
-                "trials; red rings: levels where more than a quarter of the trials had not converged. One panel per "
-                "architecture (and other group): their levels are not comparable.", path)
+    return Plot("fid_vs_capacity", f"{label} of each (G, D) cell",
+                "Each point: a cell's mean over its trials (seeds) with its 95% interval (geometric mean and log-scale "
+                "interval for FID); one line per G width; grey dots: single trials; red rings: cells where more than "
+                "half of the trials failed. One panel per architecture (and other group): their widths are not "
+                "comparable.", path)
 
 
 def paired_differences(study: StudyData, out: Path) -> Plot | None:
-    """Per stratum: the seed-paired difference of the final score against balance, with its bootstrap CI."""
-    numbers, found, strata = paired_effects(study)
-    found = [effect for effect in found if effect.metric == study.fid_metric]
-    if not found:
+    """The primary metric's seed-paired ratios (imbalanced / balanced neighbour) with their 95% intervals."""
+    found = inference(study)
+    shown = [c for c in found.analysis.pairwise if c.ratio is not None and c.n > 1]
+    if not shown:
         return None
-    groups: dict[tuple, list] = {}
-    for effect in found:
-        groups.setdefault(effect.stratum, []).append(effect)
-    figure = Figure(figsize=(4.6 * len(groups) + 0.6, 4.4))
-    for index, (stratum, group) in enumerate(groups.items()):
-        axes = figure.add_subplot(1, len(groups), index + 1)
-        levels = np.array([e.level for e in group])
-        mean = np.array([e.difference.mean for e in group])
-        low = np.nan_to_num(mean - np.array([e.difference.low for e in group]))
-        high = np.nan_to_num(np.array([e.difference.high for e in group]) - mean)
-        colours = ["#c0392b" if e.difference.excludes_zero else "#7f8c8d" for e in group]
-        for x, y, lo, hi, colour, effect in zip(levels, mean, low, high, colours, group):
-            axes.errorbar([x], [y], yerr=[[lo], [hi]], marker="s" if effect.confounded else "o", capsize=4,
-                          color=colour)
-        axes.axhline(0, color="#333333", linewidth=0.8)
-        axes.set_xlabel("log2(D width / G width)")
-        axes.set_ylabel(f"Δ final {study.fid_label} vs balanced (same seed)")
-        axes.set_title(effects.stratum_words(strata, stratum), fontsize=10)
-        axes.grid(alpha=0.3)
+    label = metric_label(study, found.analysis.metric)
+    figure = Figure(figsize=(7.5, 0.5 * len(shown) + 1.6))
+    axes = figure.add_subplot(1, 1, 1)
+    for y, c in enumerate(shown):
+        colour = "#c0392b" if c.significant else "#7f8c8d"
+        axes.errorbar([c.ratio.ratio], [y], xerr=[[c.ratio.ratio - c.ratio.low], [c.ratio.high - c.ratio.ratio]],
+                      marker="o", capsize=4, color=colour)
+    axes.set_yticks(range(len(shown)))
+    axes.set_yticklabels([f"{effects.stratum_words(found.strata, c.stratum)}: {effects.cell_words(c.cell)} vs "
+                          f"{effects.cell_words(c.neighbour)}" for c in shown], fontsize=8)
+    axes.axvline(1, color="#333333", linewidth=0.8)
+    axes.set_xscale("log")
+    axes.set_xlabel(f"final {label}: imbalanced / balanced neighbour (same seed)")
+    axes.grid(alpha=0.3)
     path = _save(figure, out / "paired_differences.png")
-    return Plot("paired_differences", f"Imbalance against balance, seed-paired ({study.fid_label})",
-                "Mean difference (level − balanced, same seed) with its 95% bootstrap interval; red: the interval "
-                "excludes zero; squares: confounded with training length.", path)
+    return Plot("paired_differences", f"Imbalanced cells against their balanced neighbours ({label})",
+                "Seed-paired ratio with its 95% paired t-interval on the log scale; red: claimed (Holm-adjusted "
+                "exact p < 0.05), grey: not claimed.", path)
 
 
 def fid_heatmap(study: StudyData, out: Path) -> Plot | None:

@@ -11,6 +11,8 @@ from reports.tables import Table
 
 
 FINDINGS_TITLE = "What this study shows"
+NO_FINDINGS = ("No comparison of the primary metric reaches a Holm-adjusted exact p < 0.05: this study does not "
+               "show an effect (which is not evidence that there is none).")
 
 
 @dataclass(frozen=True)
@@ -20,15 +22,14 @@ class ReportParts:
     tables: list[Table]
     plots: list[Plot]
     csv_files: list[Path]
-    findings: list[str]  # sentences, each an effect whose 95% interval excludes zero
+    findings: list[str]  # sentences: effects with a Holm-adjusted exact p < 0.05, or why none can be claimed
     findings_note: str  # what the sentences rest on, and what the study could not tell
 
 
 def findings_markdown(parts: ReportParts) -> str:
     """The opening section: one bullet per supported effect, or a sentence saying there is none."""
     lines = [f"## {FINDINGS_TITLE}", ""]
-    lines += [f"- {sentence}" for sentence in parts.findings] or ["No imbalance effect in this study has a 95% "
-                                                                  "interval that excludes zero."]
+    lines += [f"- {sentence}" for sentence in parts.findings] or [NO_FINDINGS]
     return "\n".join(lines + ["", parts.findings_note, ""])
 
 
@@ -89,8 +90,7 @@ def html_page(parts: ReportParts) -> str:
     header = "".join(f"<tr><th>{html.escape(label)}</th><td>{html.escape(value)}</td></tr>"
                      for label, value in parts.header)
     findings = "".join(f"<li>{html.escape(sentence)}</li>" for sentence in parts.findings)
-    findings = f"<ul>{findings}</ul>" if findings else ("<p>No imbalance effect in this study has a 95% interval that "
-                                                        "excludes zero.</p>")
+    findings = f"<ul>{findings}</ul>" if findings else f"<p>{html.escape(NO_FINDINGS)}</p>"
     sections = [f"<h2>{FINDINGS_TITLE}</h2>{findings}<p class='note'>{html.escape(parts.findings_note)}</p>",
                 f"<table>{header}</table>"] + [_html_table(t) for t in parts.tables]
     for plot in parts.plots:

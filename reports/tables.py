@@ -47,13 +47,28 @@ class Table:
 IMBALANCE_COLUMNS = (
     Column(names.PARZEN, "Parzen log-likelihood (nats)", "max"),
     Column(names.CLASSES_COVERED, "classes covered", "max"),
+    Column(names.MODES_COVERED, "modes covered (of 1,000)", "max"),
     Column(names.COVERAGE, "coverage", "max"),
-    Column(names.D_GAP, "D(x) − D(G(z))", "zero"),
+    Column(names.D_GAP, "D(x) − D(G(z))", ""),  # no "best": a gap near 0 can be a dead D as well as a balanced one
 )
+MAX_FAILED_SHARE_FOR_BEST = 0.5  # a cell where most trials failed is never marked best
+
+
+def primary_metric(study: StudyData) -> str:
+    """The study's primary metric: the space's `metric` when trials report it finally, else its FID."""
+    declared = study.parent_params.get("metric")
+    return declared if declared and study.has_metric(declared) else study.fid_metric
+
+
+def metric_label(study: StudyData, metric: str) -> str:
+    return study.fid_label if metric == study.fid_metric else effects.METRIC_WORDS.get(metric, metric)
 
 
 def imbalance_columns(study: StudyData) -> list[Column]:
-    candidates = [Column(study.fid_metric, f"{study.fid_label} (lower is better)", "min"), *IMBALANCE_COLUMNS]
+    primary = primary_metric(study)
+    candidates = [Column(primary, f"{metric_label(study, primary)} (primary)", "min" if primary in
+                         effects.POSITIVE_METRICS else "max"),
+                  *(c for c in IMBALANCE_COLUMNS if c.metric != primary)]
     return [column for column in candidates if study.has_metric(column.metric)]
 
 
@@ -72,6 +87,10 @@ def fmt_interval(mean: float, low: float, high: float) -> str:
     return f"{fmt(mean)} [{fmt(low)}, {fmt(high)}]"
 
 
+def fmt_p(p: float) -> str:
+    return "–" if not np.isfinite(p) else effects.p_words(p)
+
+
 def with_factors(study: StudyData) -> pd.DataFrame:
     """The finished trials with params unprefixed and the derived factors added."""
     frame = study.finished.rename(columns=lambda c: c[len(PARAM_PREFIX):] if c.startswith(PARAM_PREFIX) else c)
@@ -79,35 +98,6 @@ def with_factors(study: StudyData) -> pd.DataFrame:
         lr_g, lr_d = pd.to_numeric(frame["lr_g"], errors="coerce"), pd.to_numeric(frame["lr_d"], errors="coerce")
         frame[LR_RATIO] = np.log10(lr_g / lr_d)
     return frame
-
-
-def group_keys(frame: pd.DataFrame, keys: list[str]) -> list[str]:
-    """`keys` that exist, plus arch when the study has several architectures."""
-    present = [key for key in keys if key in frame and frame[key].notna().any()]
-    if "arch" in frame and frame["arch"].nunique() > 1 and "arch" not in present:
-        present = ["arch", *present]
-    return present
-
-
-def summarize(frame: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.DataFrame:
-    """Per group of `keys`: `<metric>_mean`, `<metric>_std` (sample std, ddof=1) and `<metric>_n`."""
-    parts = []
-    for metric in metrics:
-        values = frame.groupby(keys, dropna=False)[METRIC_PREFIX + metric]
-        parts.append(values.agg(["mean", "std", "count"]).rename(
-            columns={"mean": f"{metric}_mean", "std": f"{metric}_std", "count": f"{metric}_n"}))
-    return pd.concat(parts, axis=1).reset_index()
-
-
-def _best_index(means: pd.Series, best: str):
-    finite = means[np.isfinite(means)]
-    if finite.empty:
-        return None
-    if best == "min":
-        return finite.idxmin()
-    if best == "max":
-        return finite.idxmax()
-    return finite.abs().idxmin()
 
 
 def comparison_frame(study: StudyData) -> tuple[pd.DataFrame, list[str]]:
@@ -122,94 +112,181 @@ def _stratum_cells(strata: list[str], row) -> list[str]:
     return [fmt(row[key]) if isinstance(row[key], float) else str(row[key]) for key in strata]
 
 
+def _failed_cell(row) -> str:
+    if not row["with_outcome"]:
+        return "–"
+    return f"{row['failed']} of {row['with_outcome']} [{fmt(row['failed_ci_low'])}, {fmt(row['failed_ci_high'])}]"
+
+
 def imbalance_table(study: StudyData) -> tuple[pd.DataFrame, Table]:
-    """Rows: each stratum (architecture, ...) and capacity level; cells: mean [95% t-interval] over its trials."""
+    """Rows: each stratum and (G, D) cell; cells: outcomes and each metric's mean with its 95% interval."""
     frame, strata = comparison_frame(study)
     columns = imbalance_columns(study)
-    numbers = effects.level_summary(frame, strata, [c.metric for c in columns])
+    numbers = effects.cell_summary(frame, strata, [c.metric for c in columns])
     rows, bold = [], set()
-    for i, (_, row) in enumerate(numbers.iterrows()):
-        level = f"{fmt(row[CAPACITY])}" + (" *" if row["confounded"] else "")
-        widths = f"{row.get('g_width', '?')} / {row.get('d_width', '?')}"
-        converged = (f"{row['with_convergence'] - row['still_improving']} of {row['with_convergence']}"
-                     if row["with_convergence"] else "–")
-        cells = [*_stratum_cells(strata, row), level, widths, str(row["n"]), converged]
+    for _, row in numbers.iterrows():
+        cells = [*_stratum_cells(strata, row), fmt(row[CAPACITY]), f"{row['g_width']:g} / {row['d_width']:g}",
+                 str(row["n"]), _failed_cell(row), str(row["still_improving"]) if row["with_outcome"] else "–"]
         cells += [fmt_interval(row[f"{c.metric}_mean"], row[f"{c.metric}_ci_low"], row[f"{c.metric}_ci_high"])
                   for c in columns]
         rows.append(cells)
-    first = len(strata) + 4
-    by = strata[0] if len(strata) == 1 else strata
-    for stratum_rows in (numbers.groupby(by).groups.values() if strata else [numbers.index]):
+    first = len(strata) + 5
+    eligible = numbers[~(numbers["failed_rate"] > MAX_FAILED_SHARE_FOR_BEST)]
+    groups = eligible.groupby(strata[0] if len(strata) == 1 else strata).groups.values() if strata \
+        else [eligible.index]
+    for stratum_rows in groups:
         part = numbers.loc[stratum_rows]
         for j, column in enumerate(columns):
-            best = _best_index(part[f"{column.metric}_mean"], column.best)
+            best = _best_index(part[f"{column.metric}_mean"], column.best) if column.best else None
             if best is not None and len(part) > 1:
                 bold.add((int(numbers.index.get_loc(best)), first + j))
-    note = ("Mean [95% t-interval] over the trials (seeds) at each level, within each "
-            f"{' × '.join(strata) or 'study'}; final evaluation on the test split. * marks a level where more than "
-            "a quarter of the trials had not converged (gan_study.convergence): its comparison is confounded with "
-            "training length. Bold: the best level per column within its group (for D(x) − D(G(z)), closest to 0).")
+    primary = primary_metric(study)
+    note = ("Each row is one (G width, D width) cell within each "
+            f"{' × '.join(strata) or 'study'}; final evaluation on the test split. 'failed': trials whose final "
+            "metrics show collapse or a stuck GAN (gan.outcome: FID beyond 10% of FID(test, noise), fewer than 90% "
+            "of the classes or half of the modes, or a dead D), with the exact (Clopper–Pearson) 95% interval of "
+            "the failure rate; 'still improving': validation score improved ≥ 10% over the last quarter. Means "
+            "with 95% intervals over the trials (seeds) that stay in each metric's domain: "
+            f"{'geometric mean and t-interval of logs' if primary in effects.POSITIVE_METRICS else 't-interval'} "
+            "for the primary metric, logit-scale t-intervals for counts and shares, t-intervals otherwise. Bold: "
+            "the best cell per column within its group, among cells where at most half of the trials failed.")
     if study.fid_metric == names.PIXEL_FD:
         note += " pixel FD is the Fréchet distance between pixel statistics, not the Inception/classifier FID."
-    header = [*strata, "log2(D/G width)", "G / D width", "trials", "converged"] + [c.label for c in columns]
-    return numbers, Table("Capacity imbalance", header, rows, bold, note)
+    header = [*strata, "log2(D/G width)", "G / D width", "trials", "failed [95% CI]", "still improving"] + \
+        [c.label for c in columns]
+    return numbers, Table("Capacity imbalance, cell by cell", header, rows, bold, note)
 
 
-# compared seed by seed beside the quality score: classes, and on Stacked MNIST the 1,000 modes
-PAIRED_METRICS = (names.CLASSES_COVERED, names.MODES_COVERED)
+def _best_index(means: pd.Series, best: str):
+    finite = means[np.isfinite(means)]
+    if finite.empty:
+        return None
+    return finite.idxmin() if best == "min" else finite.idxmax()
 
 
-def paired_effects(study: StudyData) -> tuple[pd.DataFrame, list[effects.Effect], list[str]]:
-    """(table numbers, the effects, the strata) of every imbalance level against balance, seed-paired."""
+# compared seed by seed beside the primary metric: classes, and on Stacked MNIST the 1,000 modes
+SECONDARY_METRICS = (names.FID, names.CLASSES_COVERED, names.MODES_COVERED)
+
+
+@dataclass(frozen=True)
+class Inference:
+    """What the report tests: the primary metric's two families, the secondary comparisons, the strata."""
+
+    analysis: effects.Analysis
+    secondary: list[effects.Comparison]
+    strata: list[str]
+    frame: pd.DataFrame
+
+
+def inference(study: StudyData) -> Inference:
     frame, strata = comparison_frame(study)
-    found = []
-    for metric in (study.fid_metric, *PAIRED_METRICS):
-        if study.has_metric(metric):
-            found += effects.paired_effects(frame, strata, metric)
-    return effects.effects_frame(found, strata), found, strata
+    primary = primary_metric(study)
+    secondary = [c for metric in SECONDARY_METRICS if metric != primary and study.has_metric(metric)
+                 for c in effects.comparisons(frame, strata, metric)]
+    return Inference(effects.analyse(frame, strata, primary), secondary, strata, frame)
 
 
-def paired_effects_table(study: StudyData) -> tuple[pd.DataFrame, Table, list[str]]:
-    """The paired-effects table and the sentences of "What this study shows"."""
-    numbers, found, strata = paired_effects(study)
+def contrasts_table(study: StudyData, found: Inference) -> tuple[pd.DataFrame, Table] | None:
+    blocks = found.analysis.contrasts
+    if not blocks:
+        return None
+    strata = found.strata
+    rows = [[*(fmt(v) if isinstance(v, float) else str(v) for v in c.stratum), f"{c.widths[0]:g}, {c.widths[1]:g}",
+             str(c.n), effects.effect_words(c) if c.ratio is not None else
+             fmt_interval(c.difference.difference.mean, c.difference.difference.low, c.difference.difference.high),
+             f"{c.effect.n_in_direction} of {c.n}", fmt_p(c.p), fmt_p(c.p_holm), "yes" if c.significant else "no",
+             f"{c.still_improving} of {c.trials}"] for c in blocks]
+    bold = {(i, len(strata) + 6) for i, c in enumerate(blocks) if c.significant}
+    label = metric_label(study, found.analysis.metric)
+    note = (f"Family 1 of the primary metric ({label}): for each complete 2 × 2 block G ∈ {{a, b}} × D ∈ {{a, b}}, "
+            "seed by seed, the geometric mean of the two imbalanced cells over that of the two balanced cells "
+            "(the G × D interaction: the sizes of G and D cancel). Ratio with its 95% paired t-interval on the "
+            "log scale; p: exact two-sided sign-flip test over all 2^n sign assignments; Holm-adjusted across the "
+            "blocks.")
+    table = Table("Imbalance itself: the 2 × 2 contrast", [*strata, "widths a, b", "seeds", "ratio [95% CI]",
+                  "seeds in direction", "exact p", "Holm p", "significant", "still improving"], rows, bold, note)
+    return effects.contrasts_frame(blocks, strata), table
+
+
+def paired_effects_table(study: StudyData, found: Inference) -> tuple[pd.DataFrame, Table]:
+    """Every imbalanced cell against each balanced neighbour: the primary metric (family 2) and the
+    secondary metrics (shown, not claimed)."""
+    strata = found.strata
+    everything = found.analysis.pairwise + found.secondary
     rows, bold = [], set()
-    for i, effect in enumerate(found):
-        d = effect.difference
-        label = effects.METRIC_WORDS.get(effect.metric, (effect.metric,))[0]
-        rows.append([*(fmt(v) if isinstance(v, float) else str(v) for v in effect.stratum),
-                     f"{fmt(effect.level)} ({effects.imbalance_words(effect.level)})", label, str(d.n),
-                     fmt_interval(d.mean, d.low, d.high), "yes" if d.excludes_zero else "no",
-                     "yes" if effect.confounded else ""])
-        if d.excludes_zero:
-            bold.add((i, len(strata) + 3))
-    note = ("Each imbalance level against the balanced level (log2 = 0) of the same group, trial by trial with the "
-            "same seed: mean difference (level − balanced) over the seed pairs [95% percentile-bootstrap interval, "
-            "10,000 resamples]. With 3 seeds the bootstrap interval is narrower than a t-interval and covers less "
-            "often than 95%: read n beside it. 'confounded': more than a quarter of the trials at this level or at "
-            "balance had not converged.")
-    table = Table("Imbalance against balance, seed-paired", [*strata, "log2(D/G width)", "metric", "seed pairs",
-                  "difference [95% CI]", "CI excludes 0", "confounded"], rows, bold, note)
-    return numbers, table, effects.findings(found, strata)
+    for i, c in enumerate(everything):
+        level = math.log2(c.cell[1] / c.cell[0])
+        estimate = effects.effect_words(c)
+        role = "primary" if c.primary else "secondary"
+        rows.append([*(fmt(v) if isinstance(v, float) else str(v) for v in c.stratum),
+                     f"{effects.cell_words(c.cell)} ({effects.imbalance_words(level)})",
+                     f"{effects.cell_words(c.neighbour)} (same {c.shared})", metric_label(study, c.metric), role,
+                     str(c.n), estimate, f"{c.effect.n_in_direction} of {c.n}", fmt_p(c.p),
+                     fmt_p(c.p_holm), "yes" if c.significant else "no", f"{c.still_improving} of {c.trials}"])
+        if c.significant:
+            bold.add((i, len(strata) + 5))
+    gate = ("" if found.analysis.gate_open or not found.analysis.contrasts else
+            " The primary comparisons were not tested: not every 2 × 2 contrast was significant (serial "
+            "gatekeeping), so their Holm p is '–'.")
+    note = ("Each imbalanced cell against each balanced cell that shares one of its networks, seed by seed. "
+            "Positive scores (FID) as a ratio (treated / balanced) with the 95% paired t-interval of the log "
+            "ratios; other metrics as a difference with the paired t-interval. p: exact two-sided sign-flip test; "
+            "Holm p: adjusted across the primary metric's comparisons (family 2, tested only when every 2 × 2 "
+            "contrast of family 1 is significant or the design has none). Secondary metrics are shown, not "
+            "claimed." + gate)
+    numbers = effects.comparisons_frame(everything, strata)
+    table = Table("Imbalanced cells against their balanced neighbours, seed-paired",
+                  [*strata, "imbalanced cell", "balanced neighbour", "metric", "role", "seed pairs", "effect [95% CI]",
+                   "seeds in direction", "exact p", "Holm p", "claimed", "still improving"], rows, bold, note)
+    return numbers, table
 
 
-def findings_note(study: StudyData) -> str:
-    """What the sentences of "What this study shows" rest on, and how many trials trained long enough."""
-    frame, strata = comparison_frame(study)
-    note = (f"Each sentence is a seed-paired difference against the balanced widths of the same "
-            f"{' × '.join(strata) or 'study'} with a 95% bootstrap interval over seeds; effects whose interval "
-            "includes zero are not stated (see the seed-paired table).")
-    if "convergence" not in frame or frame["convergence"].isna().all():
-        return note + " The trials carry no convergence tag: whether they trained long enough is unknown."
-    counts = []
-    groups = frame.groupby("arch", sort=True) if "arch" in frame else [("all", frame)]
-    for arch, part in groups:
-        labels = part["convergence"].dropna()
-        counts.append(f"{arch}: {int((labels == 'converged').sum())} of {len(labels)} converged")
-    improving = frame["convergence"].isin(["still_improving"]).sum()
-    note += f" Training length: {'; '.join(counts)} (validation FID improved < 10% over the last quarter)."
-    if improving:
-        note += (f" {improving} trial(s) were still improving at the end of their budget: comparisons that involve "
-                 "them are confounded with training length (marked * and 'confounded' in the tables).")
+def variance_table(study: StudyData, found: Inference) -> tuple[pd.DataFrame, Table] | None:
+    metric = found.analysis.metric
+    numbers = effects.variance_split(found.frame, found.strata, metric)
+    if numbers.empty:
+        return None
+    strata = found.strata
+    rows = [[*(fmt(r[k]) if isinstance(r[k], float) else str(r[k]) for k in strata),
+             f"{r['g_width']:g} / {r['d_width']:g}", str(r["seeds"]), str(r["draws"]), fmt(r["mean"]),
+             fmt(r["sd_seed"]), fmt(r["sd_draw"]), fmt(r["seed_share"])] for _, r in numbers.iterrows()]
+    label = metric_label(study, metric)
+    note = (f"One-way random-effects split of each cell's final {label} (method of moments): every trained "
+            "generator (one per seed) is scored on independent sample draws of the final protocol. sd(seed): how "
+            "much retraining with another seed moves the score; sd(draw): how much redrawing the samples of one "
+            "generator does; seed share = var(seed) / (var(seed) + var(draw)). A share near 1 means the seed, "
+            "not the evaluation, decides the number: compare configurations over seeds, not single runs.")
+    table = Table(f"Where the variance of {label} comes from", [*strata, "G / D width", "seeds", "draws", "mean",
+                  "sd(seed)", "sd(draw)", "seed share"], rows, set(), note)
+    return numbers, table
+
+
+def steps_words(study: StudyData) -> str:
+    """' (DCGAN 2,500 generator steps)': the budget a 'still improving' trial ran out of."""
+    text = budget_text(study.parent_params.get("budget"))
+    return f" ({text})" if text and text != "?" else ""
+
+
+def findings(study: StudyData, found: Inference) -> list[str]:
+    return effects.findings(found.analysis, found.strata, steps_words(study))
+
+
+def findings_note(study: StudyData, found: Inference) -> str:
+    """The declared primary metric and family, and the trials' outcomes."""
+    label = metric_label(study, found.analysis.metric)
+    strata = " × ".join(found.strata) or "study"
+    note = (f"Primary metric: final {label} (test split{', mean of the independent sample draws' if effects.per_draw_columns(found.frame, found.analysis.metric) else ''}). "
+            f"Claims are made only on it, within each {strata}: family 1 = the 2 × 2 imbalance contrasts "
+            f"({len(found.analysis.contrasts)}), family 2 = each imbalanced cell against each balanced cell sharing "
+            f"one of its networks ({len(found.analysis.pairwise)}), tested only when family 1 is empty or all "
+            "significant; exact sign-flip p-values, Holm-adjusted within each family; a sentence only where the "
+            "adjusted p < 0.05. Other metrics are shown in the tables, not claimed.")
+    frame = found.frame
+    if effects.OUTCOME not in frame or frame[effects.OUTCOME].isna().all():
+        return note + " The trials carry no outcome: whether they failed or trained long enough is unknown."
+    counts = frame[effects.OUTCOME].value_counts()
+    note += " Outcomes: " + ", ".join(f"{int(counts.get(o, 0))} {o.replace('_', ' ')}" for o in
+                                       ("failed", "diverged", "converged", "still_improving")) + f" of {len(frame)}."
     return note
 
 
@@ -227,49 +304,60 @@ def factor_levels(frame: pd.DataFrame, factor: str) -> pd.Series:
 
 
 def effect_sizes(study: StudyData) -> tuple[pd.DataFrame, Table]:
-    """Per architecture and factor: the spread of mean score across the factor's levels, and a Kruskal–Wallis
-    test of equal medians. Architectures are never pooled: their width levels differ."""
+    """Per factor, within groups where every other searched setting is held fixed: the spread of the mean
+    primary score across the factor's levels, and a Kruskal–Wallis test of equal medians. Nothing is pooled
+    across another setting (a non-factorial grid, pack, the architecture). The capacity ratio is left to the
+    cell-by-cell tables: it is a function of the two widths."""
     from scipy.stats import kruskal
 
     frame = with_factors(study)
-    score = METRIC_PREFIX + study.fid_metric
-    factors = [f for f in dict.fromkeys([*STUDIED_FACTORS, *study.searched]) if f != "arch"]
-    by_arch = frame.groupby("arch", sort=True) if "arch" in frame else [("all", frame)]
+    metric = primary_metric(study)
+    score = METRIC_PREFIX + metric
+    searched = [f for f in study.searched if f in frame and f != "seed"]
+    factors = [f for f in dict.fromkeys([*STUDIED_FACTORS, *searched]) if f not in ("arch", CAPACITY) and f in frame
+               and frame[f].notna().any()]
     records = []
-    for arch, part in by_arch:
-        for factor in factors:
-            if factor not in part or part[factor].isna().all():
-                continue
+    for factor in factors:
+        derived = {"lr_g", "lr_d"} if factor == LR_RATIO else {LR_RATIO} if factor in ("lr_g", "lr_d") else set()
+        held = [k for k in dict.fromkeys(["arch", *searched])
+                if k != factor and k not in derived and k in frame and k != CAPACITY]
+        groups = frame.groupby(held, dropna=False, sort=True) if held else [((), frame)]
+        for key, part in groups:
+            key = key if isinstance(key, tuple) else (key,)
             levels = factor_levels(part, factor)
-            groups = {level: part.loc[levels == level, score].dropna() for level in levels.dropna().unique()}
-            groups = {level: values for level, values in groups.items() if len(values)}
-            if len(groups) < 2:
+            values = {level: part.loc[levels == level, score].dropna() for level in levels.dropna().unique()}
+            values = {level: v for level, v in values.items() if len(v)}
+            if len(values) < 2:
                 continue
-            means = pd.Series({level: values.mean() for level, values in groups.items()})
+            means = pd.Series({level: v.mean() for level, v in values.items()})
             try:
-                h, p = kruskal(*groups.values())
+                h, p = kruskal(*values.values())
             except ValueError:  # every value identical: no ranks to compare
                 h, p = math.nan, math.nan
-            records.append({"arch": arch, "factor": factor, "levels": len(groups),
-                            "trials": sum(map(len, groups.values())),
-                            "spread_of_mean": float(means.max() - means.min()), "best_level": means.idxmin(),
-                            "best_level_mean": float(means.min()), "kruskal_h": float(h), "kruskal_p": float(p)})
-    numbers = pd.DataFrame(records, columns=["arch", "factor", "levels", "trials", "spread_of_mean", "best_level",
-                                             "best_level_mean", "kruskal_h", "kruskal_p"])
-    numbers = numbers.sort_values(["arch", "spread_of_mean"], ascending=[True, False], kind="stable")
+            best = means.idxmin() if metric in effects.POSITIVE_METRICS else means.idxmax()
+            records.append({"factor": factor, "held_fixed": ", ".join(f"{k}={fmt(v) if isinstance(v, float) else v}"
+                                                                      for k, v in zip(held, key)) or "–",
+                            "levels": len(values), "trials": sum(map(len, values.values())),
+                            "spread_of_mean": float(means.max() - means.min()), "best_level": best,
+                            "best_level_mean": float(means[best]), "kruskal_h": float(h), "kruskal_p": float(p)})
+    columns = ["factor", "held_fixed", "levels", "trials", "spread_of_mean", "best_level", "best_level_mean",
+               "kruskal_h", "kruskal_p"]
+    numbers = pd.DataFrame(records, columns=columns)
+    numbers = numbers.sort_values(["factor", "spread_of_mean"], ascending=[True, False], kind="stable")
     numbers = numbers.reset_index(drop=True)
-    rows = [[str(r.arch), r.factor, str(r.levels), str(r.trials), fmt(r.spread_of_mean),
+    rows = [[r.factor, r.held_fixed, str(r.levels), str(r.trials), fmt(r.spread_of_mean),
              f"{fmt(r.best_level) if isinstance(r.best_level, float) else r.best_level} ({fmt(r.best_level_mean)})",
              fmt(r.kruskal_h), fmt(r.kruskal_p)] for r in numbers.itertuples()]
+    label = metric_label(study, metric)
     table = Table(
-        f"Effect sizes on {study.fid_label}, per architecture",
-        ["arch", "factor", "levels", "trials", f"spread of mean {study.fid_label} (max − min)", "best level (mean)",
-         "Kruskal–Wallis H", "p"],
+        f"Effect sizes on {label}, every other setting held fixed",
+        ["factor", "held fixed", "levels", "trials", f"spread of mean {label} (max − min)", "best level (mean)",
+         "Kruskal–Wallis H", "p (unadjusted)"],
         rows, set(),
-        f"Within each architecture. Levels of numeric factors with more than {MAX_LEVELS} values are quartile bins; "
-        "log10(lr_g/lr_d) is rounded to 0.1. The spread pools every other setting of the architecture; p: chance of "
-        "differences among level medians at least this large if the factor had no effect (few trials per level make "
-        "it coarse). The seed-paired table above is the comparison to read for the capacity ratio.",
+        f"Each row compares a factor's levels among trials that share every other searched setting. Levels of "
+        f"numeric factors with more than {MAX_LEVELS} values are quartile bins; log10(lr_g/lr_d) is rounded to 0.1. "
+        "p: chance of differences among level medians at least this large if the factor had no effect, not "
+        "corrected for the number of rows: descriptive, not a claim.",
     )
     return numbers, table
 

@@ -37,7 +37,8 @@ FINAL_FLUSH_TIMEOUT_S = 60.0  # at the end of a study, wait this long for a stor
 # cannot help and would hold back every later write; transport errors, 5xx, 401/403 and 429 are retried.
 REFUSED_HTTP_STATUSES = (400, 404, 409)
 # Tune's bookkeeping and our non-metric fields of a result
-_NOT_METRICS = {names.DONE_TRAINING, names.REGIME, names.CONVERGENCE, names.ERROR, names.ERROR_TEXT,
+_NOT_METRICS = {names.DONE_TRAINING, names.REGIME, names.CONVERGENCE, names.OUTCOME, names.OUTCOME_REASON,
+                names.ERROR, names.ERROR_TEXT,
                 *names.PLACEMENT_KEYS, "config", "trial_id", "pid", "node_ip",
                 "date", "timestamp", "time_this_iter_s", "time_total_s", "time_since_restore",
                 "iterations_since_restore", "training_iteration", "done", "should_checkpoint"}
@@ -270,6 +271,9 @@ class MlflowStudyCallback(Callback):
             tags[names.REGIME_TAG] = str(last[names.REGIME])
         if names.CONVERGENCE in last:
             tags[names.CONVERGENCE_TAG] = str(last[names.CONVERGENCE])
+        for key, tag in ((names.OUTCOME, names.OUTCOME_TAG), (names.OUTCOME_REASON, names.OUTCOME_REASON_TAG)):
+            if key in last:
+                tags[tag] = str(last[key])
         self._submit("tags", trial.trial_id, tags=tags)
         grid = self._copy_sample_grid(trial)
         if grid is not None:

@@ -1,5 +1,6 @@
 """`python -m reports` on studies written straight into an MLflow store, so every expected value is known."""
 import base64
+import math
 import re
 import statistics
 import subprocess
@@ -15,48 +16,65 @@ from study_store import Trial, fill_study
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURES = ("fid_vs_capacity", "paired_differences", "fid_heatmap", "regimes", "learning_curves", "d_outputs",
            "samples")
-T_975_2 = 4.302653  # Student's t, 97.5% quantile, 2 degrees of freedom (tables)
 
-# Two architectures whose width levels differ, three seeds each. Final FIDs by (arch, log2 D/G, seed):
-BALANCED = {"dcgan": [20.0, 22.0, 24.0], "mlp": [100.0, 90.0, 110.0]}
-LEVELS = {
-    ("dcgan", -3.0): [-1.0, 2.0, -1.0],  # differences against balance: the interval spans zero
-    ("dcgan", 3.0): [10.0, 12.0, 14.0],  # D 8x wider raises FID by 12, clearly
-    ("mlp", -1.0): [-5.0, 0.0, 5.0],
-    ("mlp", 1.0): [50.0, 60.0, 70.0],  # clear, but two of its three trials had not converged
-}
-BASE = {"dcgan": 16, "mlp": 256}
+# DCGAN: a 2 x 2 factorial G, D in {8, 16}, 8 seeds. Final FID = 20 x (2 if G = 8) x (1.2 if D = 8) x (1.5 if
+# imbalanced) x a seed factor shared by the seed's four cells x a small jitter of its own:
+#   G16/D16 = 20, G8/D8 = 48, G16/D8 = 36, G8/D16 = 60 (before seed factors).
+# The 2 x 2 contrast is exactly x1.5 in every seed; pairwise, G8/D16 is above both balanced neighbours (x3 and x1.25)
+# but G16/D8 is above G16/D16 (x1.8) and below G8/D8 (x0.75): only G8/D16 shows imbalance itself.
+# MLP: not factorial (G 256 with D 256 and 128, G 128 with D 256), 3 seeds: its comparisons cannot reach 0.05.
+SEEDS = 8
+CELLS = {(16, 16): 20.0, (8, 8): 48.0, (16, 8): 36.0, (8, 16): 60.0}
+MLP_CELLS = {(256, 256): 60.0, (256, 128): 80.0, (128, 256): 90.0}
+DRAW_JITTER = (0.0, 0.5, -0.5)  # the three evaluation draws of each generator: FID + these
 
 
-def widths(arch, level):
-    base, ratio = BASE[arch], 2 ** abs(level)
-    return (base, int(base / ratio)) if level < 0 else (int(base / ratio), base) if level > 0 else (base, base)
+def seed_factor(seed: int) -> float:
+    return math.exp(0.05 * (seed - 3.5))
+
+
+def jitter(cell_index: int, seed: int) -> float:
+    return math.exp(0.02 * math.sin(3 * seed + cell_index))
+
+
+def fid_of(cell_index: int, base: float, seed: int) -> float:
+    return base * seed_factor(seed) * jitter(cell_index, seed)
 
 
 def design() -> list[Trial]:
     trials = []
-    for arch, balanced in BALANCED.items():
-        for level in (-3.0, 0.0, 3.0) if arch == "dcgan" else (-1.0, 0.0, 1.0):
-            for seed in range(3):
-                fid = balanced[seed] + (LEVELS[(arch, level)][seed] if level else 0.0)
-                g_width, d_width = widths(arch, level)
-                unconverged = arch == "mlp" and level == 1.0 and seed < 2
+    for arch, cells, seeds in (("dcgan", CELLS, SEEDS), ("mlp", MLP_CELLS, 3)):
+        for index, ((g_width, d_width), base) in enumerate(cells.items()):
+            for seed in range(seeds):
+                fid = fid_of(index, base, seed)
+                draws = [fid + offset for offset in DRAW_JITTER]
+                outcome = ("failed" if arch == "mlp" and (g_width, d_width) == (128, 256) and seed == 0 else
+                           "still_improving" if (g_width, d_width) == (8, 16) and seed < 2 else "converged")
                 trials.append(Trial(
                     params={"arch": arch, "g_width": g_width, "d_width": d_width, "k": 1, "seed": seed,
-                            "capacity_ratio_log2": level},
-                    final={names.FID: fid, names.CLASSES_COVERED: 10 - seed, names.D_GAP: 0.1 * level},
+                            "capacity_ratio_log2": math.log2(d_width / g_width)},
+                    final={names.FID: statistics.mean(draws), **{names.draw(names.FID, i): v for i, v in
+                                                                   enumerate(draws)},
+                           names.CLASSES_COVERED: 10 - seed % 3, names.D_GAP: 0.1},
                     history={names.FID: [(100, 2 * fid), (200, fid)], names.TOTAL_STEPS: [(200, 200)],
                              names.EVAL_D_REAL: [(100, 0.7), (200, 0.8)], names.EVAL_D_FAKE: [(100, 0.3), (200, 0.2)]},
-                    regime="balanced" if level == 0 else "d_dominates",
-                    tags={names.CONVERGENCE_TAG: "still_improving" if unconverged else "converged"}))
+                    regime="balanced" if g_width == d_width else "d_dominates",
+                    tags={names.OUTCOME_TAG: outcome,
+                          names.CONVERGENCE_TAG: "still_improving" if outcome == "still_improving" else "converged"}))
     return trials
+
+
+def trial_fids(arch: str, cell: tuple) -> list[float]:
+    return [t.final[names.FID] for t in design() if t.params["arch"] == arch
+            and (t.params["g_width"], t.params["d_width"]) == cell]
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("report_store")
-    uri, client, parent_id = fill_study(tmp_path, "rep", design(), parent_params={"searched": "arch,g_width,d_width"},
-                                        parent_metrics={names.reference(names.FID_TRAIN_TEST): 3.0})
+    uri, client, parent_id = fill_study(tmp_path, "rep", design(), parent_params={
+        "searched": "arch,g_width,d_width", "budget": '{"steps": 2500, "eval_every": 400}'},
+        parent_metrics={names.reference(names.FID_TRAIN_TEST): 3.0})
     return tmp_path, uri, client, parent_id
 
 
@@ -77,51 +95,112 @@ def test_reports_package_does_not_import_ray():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
-def test_imbalance_table_gives_mean_and_95_percent_t_interval_within_each_architecture(report):
+def test_cell_table_gives_geometric_means_log_intervals_and_exact_failure_rates(report):
     import pandas as pd
+    from scipy.stats import binomtest, t
 
-    table = pd.read_csv(report / "imbalance.csv")
-    assert len(table) == 6 and set(zip(table["arch"], table["capacity_ratio_log2"])) == {
-        ("dcgan", -3.0), ("dcgan", 0.0), ("dcgan", 3.0), ("mlp", -1.0), ("mlp", 0.0), ("mlp", 1.0)}
-    for row in table.itertuples():
-        level = row.capacity_ratio_log2
-        values = [b + (LEVELS[(row.arch, level)][i] if level else 0.0) for i, b in enumerate(BALANCED[row.arch])]
-        half = T_975_2 * statistics.stdev(values) / 3 ** 0.5
-        assert row.fid_mean == pytest.approx(statistics.mean(values))
-        assert (row.fid_ci_low, row.fid_ci_high) == pytest.approx((row.fid_mean - half, row.fid_mean + half), rel=1e-6)
-        assert row.n == 3
-    confounded = table.set_index(["arch", "capacity_ratio_log2"])["confounded"]
-    assert confounded[("mlp", 1.0)] and not confounded[("mlp", 0.0)] and not confounded[("dcgan", 3.0)]
+    table = pd.read_csv(report / "imbalance.csv").set_index(["arch", "g_width", "d_width"])
+    assert len(table) == 7
+    for arch, cells in (("dcgan", CELLS), ("mlp", MLP_CELLS)):
+        for cell in cells:
+            logs = [math.log(v) for v in trial_fids(arch, cell)]
+            n = len(logs)
+            half = t.ppf(0.975, n - 1) * statistics.stdev(logs) / math.sqrt(n)
+            row = table.loc[(arch, *cell)]
+            assert row["fid_mean"] == pytest.approx(math.exp(statistics.mean(logs)))
+            assert (row["fid_ci_low"], row["fid_ci_high"]) == pytest.approx(
+                (math.exp(statistics.mean(logs) - half), math.exp(statistics.mean(logs) + half)))
+    failed = table.loc[("mlp", 128, 256)]
+    exact = binomtest(1, 3).proportion_ci(method="exact")
+    assert failed["failed"] == 1 and (failed["failed_ci_low"], failed["failed_ci_high"]) == pytest.approx(
+        (exact.low, exact.high))
+    assert table.loc[("dcgan", 8, 16), "still_improving"] == 2
+    classes = table.loc[("dcgan", 16, 16)]
+    assert 0 <= classes["classes_covered_ci_low"] <= classes["classes_covered_ci_high"] <= 10  # stays in its domain
     markdown = (report / "report.md").read_text()
-    assert "| mlp | 1 * | 128 / 256 | 3 | 1 of 3 |" in markdown
-    assert "| trials | 18 (18 completed); 18 with a FID |" in markdown
+    assert "| mlp | 1 | 128 / 256 | 3 | 1 of 3 [" in markdown
 
 
-def test_seed_paired_differences_against_balance_with_bootstrap_intervals(report):
+def test_the_2x2_contrast_is_the_imbalance_ratio_with_an_exact_p(report):
     import pandas as pd
+
+    contrasts = pd.read_csv(report / "contrasts.csv")
+    assert len(contrasts) == 1  # the MLP has no complete 2 x 2 block
+    row = contrasts.iloc[0]
+    assert (row["width_a"], row["width_b"]) == (8, 16) and row["pairs"] == SEEDS
+    assert row["estimate"] == pytest.approx(1.5, rel=0.01)  # seed factors cancel, jitter is 2%
+    assert row["p_exact"] == pytest.approx(2 / 2 ** SEEDS) and row["p_holm"] == pytest.approx(2 / 2 ** SEEDS)
+    assert row["significant"] and row["pairs_in_direction"] == SEEDS
+
+
+def test_pairwise_comparisons_are_seed_paired_ratios_holm_adjusted_across_the_family(report):
+    import pandas as pd
+    from scipy.stats import t
 
     paired = pd.read_csv(report / "paired_effects.csv")
-    fid = paired[paired["metric"] == names.FID].set_index(["arch", "capacity_ratio_log2"])
-    assert len(fid) == 4  # each level against the balanced level of its own architecture
-    for (arch, level), differences in LEVELS.items():
-        row = fid.loc[(arch, level)]
-        assert row["difference_mean"] == pytest.approx(statistics.mean(differences)) and row["pairs"] == 3
-        # a bootstrap mean of three values lies between their smallest and largest
-        assert min(differences) <= row["ci_low"] <= row["ci_high"] <= max(differences)
-    assert fid.loc[("dcgan", 3.0), "ci_excludes_zero"] and not fid.loc[("dcgan", -3.0), "ci_excludes_zero"]
-    assert fid.loc[("mlp", 1.0), "confounded"] and not fid.loc[("dcgan", 3.0), "confounded"]
+    primary = paired[paired["role"] == "primary"].set_index(["arch", "g_width", "d_width", "shared"])
+    assert len(primary) == 6  # dcgan: 2 imbalanced cells x 2 neighbours; mlp: 2 cells x 1 neighbour each
+    treated, control = trial_fids("dcgan", (8, 16)), trial_fids("dcgan", (8, 8))
+    logs = [math.log(a / b) for a, b in zip(treated, control)]
+    half = t.ppf(0.975, SEEDS - 1) * statistics.stdev(logs) / math.sqrt(SEEDS)
+    row = primary.loc[("dcgan", 8, 16, "G")]
+    assert row["estimate"] == pytest.approx(math.exp(statistics.mean(logs)))
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((math.exp(statistics.mean(logs) - half),
+                                                             math.exp(statistics.mean(logs) + half)))
+    # Holm over 6: four exact p of 2/256 and two of 2/8 (3 MLP seeds) -> 6 x 2/256 = 0.047 for the four
+    assert row["p_exact"] == pytest.approx(2 / 256) and row["p_holm"] == pytest.approx(6 * 2 / 256)
+    assert primary.loc[("mlp", 256, 128, "G"), "p_holm"] == pytest.approx(0.5) and not \
+        primary.loc[("mlp", 256, 128, "G"), "significant"]
+    secondary = paired[paired["role"] == "secondary"]
+    assert set(secondary["metric"]) == {names.CLASSES_COVERED} and secondary["p_holm"].isna().all()
 
 
-def test_what_this_study_shows_states_supported_effects_only_and_warns_on_training_length(built, report):
+def test_what_this_study_shows_claims_only_holm_significant_effects_and_separates_imbalance_from_size(built, report):
     markdown = (report / "report.md").read_text()
     findings = markdown.split("## What this study shows")[1].split("| |")[0]
-    assert "D 8× wider than G raises DCGAN's final FID by 12 [95% CI" in findings
-    assert "G 8× wider than D" not in findings  # its interval spans zero: no sentence
-    mlp = next(line for line in findings.splitlines() if "MLP" in line)
-    assert "D 2× wider than G raises MLP's final FID by 60" in mlp and "may reflect training length" in mlp
-    assert "mlp: 2 of 3" not in findings and "mlp: 7 of 9 converged" in findings
-    assert built.summary_markdown.startswith("## What this study shows") and "raises DCGAN's" in built.summary_markdown
+    assert "DCGAN: imbalance itself raises the final FID" in findings and "×1.5 [" in findings
+    assert "D 2× wider than G (G 8 / D 16) gives ×1.25" in findings
+    assert "DCGAN, G 8 / D 16: the imbalance itself matters" in findings
+    assert "DCGAN, G 16 / D 8: differs from both balanced neighbours but in opposite directions" in findings
+    assert "MLP" not in findings.split("Primary metric")[0]  # 3 seeds: nothing claimed
+    # training length is mentioned only where trials of the comparison were still improving (G8/D16 seeds 0, 1)
+    g8d16 = [line for line in findings.splitlines() if "(G 8 / D 16) gives" in line]
+    assert g8d16 and all("2 of 16 trials of this comparison were still improving" in line for line in g8d16)
+    g16d8 = [line for line in findings.splitlines() if "(G 16 / D 8) gives" in line]
+    assert g16d8 and not any("still improving" in line for line in g16d8)
+    assert "Primary metric: final FID" in findings and "Holm-adjusted within each family" in findings
+    assert "Outcomes: 1 failed, 0 diverged, 38 converged, 2 still improving of 41." in findings
+    assert built.summary_markdown.startswith("## What this study shows")
     assert markdown.index("What this study shows") < markdown.index("## Capacity imbalance")
+
+
+def test_variance_split_separates_training_seed_from_evaluation_draw(report):
+    import pandas as pd
+
+    from reports.stats import one_way_variance
+
+    split = pd.read_csv(report / "variance_split.csv").set_index(["arch", "g_width", "d_width"])
+    scores = [[fid + offset for offset in DRAW_JITTER] for fid in trial_fids("dcgan", (16, 16))]
+    expected = one_way_variance(scores)
+    row = split.loc[("dcgan", 16, 16)]
+    assert row["seeds"] == SEEDS and row["draws"] == 3
+    assert row["sd_draw"] == pytest.approx(math.sqrt(expected.draw_variance)) == pytest.approx(0.5)
+    assert row["sd_seed"] == pytest.approx(math.sqrt(expected.seed_variance))
+
+
+def test_a_design_too_small_for_its_family_says_so_and_how_many_seeds_would(tmp_path):
+    import pandas as pd
+
+    from reports import effects
+
+    rows = [{"arch": "dcgan", "g_width": g, "d_width": d, "seed": s, "metric.fid": base * (1 + 0.01 * s)}
+            for (g, d), base in CELLS.items() for s in range(3)]
+    frame = pd.DataFrame(rows)
+    analysis = effects.analyse(frame, ["arch"], names.FID)
+    sentences = effects.findings(analysis, ["arch"])
+    assert sentences == ["Imbalance contrasts: with 3 seed pairs the smallest exact p is 2/2^3 = 0.25, and Holm "
+                         "across 1 comparison needs p < 0.05: this design cannot support a claim here; 6 seeds per "
+                         "configuration would."]
 
 
 def test_every_figure_is_a_valid_png_embedded_in_the_html(report):
@@ -141,21 +220,20 @@ def test_tables_are_written_as_csv(report):
     import pandas as pd
 
     trials = pd.read_csv(report / "trials.csv")
-    assert len(trials) == 18 and set(trials["status"]) == {"completed"}
+    assert len(trials) == 41 and set(trials["status"]) == {"completed"}
     assert sorted(trials["metric:fid"]) == sorted(t.final[names.FID] for t in design())
 
 
-def test_effect_sizes_are_computed_within_each_architecture(report):
+def test_effect_sizes_hold_every_other_setting_fixed(report):
     import pandas as pd
 
     effects = pd.read_csv(report / "effect_sizes.csv")
-    assert "arch" not in set(effects["factor"])  # never a factor: the architectures' levels differ
-    capacity = effects[effects["factor"] == "capacity_ratio_log2"].set_index("arch")
-    for arch, balanced in BALANCED.items():
-        means = [statistics.mean(balanced)] + [statistics.mean(b + d for b, d in zip(balanced, differences))
-                                               for (a, _), differences in LEVELS.items() if a == arch]
-        assert capacity.loc[arch, "spread_of_mean"] == pytest.approx(max(means) - min(means))
-        assert capacity.loc[arch, "levels"] == 3 and capacity.loc[arch, "trials"] == 9
+    assert not {"arch", "capacity_ratio_log2"} & set(effects["factor"])
+    g_width = effects[effects["factor"] == "g_width"].set_index("held_fixed")
+    at_d16 = g_width.loc["arch=dcgan, d_width=16"]  # G 8 vs G 16 with D 16 only: nothing pooled across D
+    spread = statistics.mean(trial_fids("dcgan", (8, 16))) - statistics.mean(trial_fids("dcgan", (16, 16)))
+    assert at_d16["spread_of_mean"] == pytest.approx(spread) and at_d16["trials"] == 2 * SEEDS
+    assert "arch=dcgan, d_width=8" in g_width.index and len(g_width) == 3  # mlp: only at D 256
 
 
 def test_report_is_logged_to_the_parent_run(study, report):

@@ -1,6 +1,8 @@
 """The report's mode-collapse section on a Stacked MNIST study written straight into an MLflow store."""
 import math
 
+import statistics
+
 import pandas as pd
 import pytest
 from scipy import stats
@@ -56,7 +58,7 @@ def test_markdown_shows_the_section_the_reference_and_pacgans_numbers(report):
     assert "| – | real test data | – | – | 1000 | 0.02 |" in markdown
     assert "PacGAN Table 3 (DCGAN) | – | 30.6 ± 20.7 | 5.99 ± 0.42" in markdown
     assert "pack 1: mean modes covered rise with D's capacity" in markdown
-    assert "pack 2 vs pack 1 at D = 1 G: +73 modes [95% bootstrap CI" in markdown
+    assert "pack 2 vs pack 1 at D = 1 G: +73 modes [95% CI" in markdown
     assert (report / "modes_vs_capacity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -64,7 +66,9 @@ def test_ratio_words():
     assert [ratio_words(level) for level in (-2.0, -1.0, 0.0, 1.0)] == ["1/4", "1/2", "1", "2"]
 
 
-def test_packing_is_compared_seed_by_seed_with_a_bootstrap_interval(report):
+def test_packing_is_compared_seed_by_seed_with_a_paired_t_interval_and_exact_p(report):
+    from scipy.stats import t
+
     from reports.modes import packing_effects
 
     frame = pd.DataFrame([{"pack": pack, names.CAPACITY_RATIO_LOG2: level, "seed": seed,
@@ -75,8 +79,9 @@ def test_packing_is_compared_seed_by_seed_with_a_bootstrap_interval(report):
         differences = [b - a for a, b in zip(MODES[(1, level)], MODES[(2, level)])]  # same seed
         row = effects.loc[level]
         assert row["pairs"] == 3 and row["difference_mean"] == pytest.approx(sum(differences) / 3)
-        # a percentile bootstrap of 3 values stays within their range and holds their mean
-        assert min(differences) <= row["ci_low"] <= row["difference_mean"] <= row["ci_high"] <= max(differences)
-        assert row["ci_excludes_zero"]
+        half = t.ppf(0.975, 2) * statistics.stdev(differences) / 3 ** 0.5
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx((row["difference_mean"] - half,
+                                                                 row["difference_mean"] + half))
+        assert row["p_exact"] == pytest.approx(0.25) and row["pairs_in_direction"] == 3  # 3 of 3: 2/2^3
     markdown = (report / "report.md").read_text()
-    assert "pack 2 vs pack 1 at D = 1/4 G: +378 modes [95% bootstrap CI" in markdown
+    assert "pack 2 vs pack 1 at D = 1/4 G: +378 modes [95% CI" in markdown and "exact p = 0.25" in markdown

@@ -12,14 +12,14 @@ TINY = dict(arch="mlp", z_dim=8, g_width=16, d_width=16, g_depth=1, d_depth=1, b
 PLAN = EvaluationPlan(num_samples=100, metrics=("discriminator",))
 
 
-def collect(config, data, budget, plan=PLAN, initial_state=None):
+def collect(config, data, budget, plan=PLAN, initial_state=None, classifier=None):
     reports, states = [], []
 
     def on_report(metrics, trainer):
         reports.append(metrics)
         states.append(copy.deepcopy(trainer.state_dict()))  # a snapshot: the live tensors keep training
 
-    train_and_evaluate(config, data, budget, plan, on_report, initial_state=initial_state)
+    train_and_evaluate(config, data, budget, plan, on_report, initial_state=initial_state, classifier=classifier)
     return reports, states
 
 
@@ -76,3 +76,22 @@ def test_an_architecture_with_a_budget_of_its_own_trains_for_it(mnist5k):
     assert budget.evaluations == 3  # the longest time axis: the study's 12 / 4, against the MLP's 20 / 10
     reports, _ = collect(GanConfig(**TINY), mnist5k, budget)
     assert [r[names.STEP] for r in reports] == [10, 20]
+
+
+def test_the_final_fid_is_the_mean_of_independent_draws_and_the_run_gets_an_outcome(mnist5k, quick_classifier):
+    from gan.evaluation import noise_fid
+    from gan.outcome import FAILED
+    from gan.run import FINAL_DRAWS
+
+    plan = EvaluationPlan(num_samples=200, metrics=("fid", "coverage", "discriminator"))
+    reports, _ = collect(GanConfig(**TINY), mnist5k, Budget(steps=10, epochs=None, eval_every=10), plan,
+                         classifier=quick_classifier)
+    last = reports[-1]
+    draws = [last[names.final(names.draw(names.FID, i))] for i in range(FINAL_DRAWS)]
+    assert FINAL_DRAWS >= 3 and len(set(draws)) == FINAL_DRAWS  # independent sample draws score differently
+    assert last[names.final(names.FID)] == pytest.approx(sum(draws) / FINAL_DRAWS)
+    # 10 steps of training: far from data, so the run has failed by the FID rule against noise's FID
+    fid_noise = noise_fid(mnist5k.test.images, quick_classifier)
+    assert last[names.final(names.FID)] > 0.1 * fid_noise
+    assert last[names.OUTCOME] == FAILED and last[names.OUTCOME_REASON].startswith("final FID")
+    assert all(r[names.OUTCOME] == r[names.CONVERGENCE] for r in reports[:-1])
