@@ -39,7 +39,7 @@ def build_report(tracking_uri: str, experiment: str, run_id: str | None = None, 
     study without finished trials. With `log_artifacts`, the written files go to the parent run
     under `report/`.
     """
-    from reports import modes, plots, render, tables
+    from reports import modes, plots, remedies, render, tables
 
     unknown = set(formats) - set(FORMATS)
     if unknown or not formats:
@@ -76,9 +76,15 @@ def build_report(tracking_uri: str, experiment: str, run_id: str | None = None, 
         mode_collapse[0].to_csv(csv_files[-1], index=False)
         shown.insert(0, mode_collapse[1])
         figures.insert(0, mode_collapse[2])
+    remedy = remedies.remedies_section(study)  # remedies studies: each arm vs no remedy, the share of the gap closed
+    if remedy is not None:
+        csv_files.append(out / "remedies.csv")
+        remedy[0].to_csv(csv_files[-1], index=False)
+        shown.insert(0, remedy[1])
 
     parts = render.ReportParts(f"GAN study report: {study.parent_name}", tables.header(study), shown, figures,
-                               csv_files, tables.findings(study, found), tables.findings_note(study, found))
+                               csv_files, [*(remedy[2] if remedy else []), *tables.findings(study, found)],
+                               tables.findings_note(study, found))
     html_path = md_path = None
     if "html" in formats:
         html_path = out / "report.html"
