@@ -16,6 +16,9 @@ from gan.config import ConfigError, GanConfig
 
 # The fields every name starts with, and how they are written: 'dcgan g32 d8 k1'
 LEADING_FIELDS = (("arch", ""), ("g_width", "g"), ("d_width", "d"), ("k", "k"))
+# The remedies' keys are long; a name spells them as the field's usual abbreviation: 'sn_d=on r1=1 ema=0.999'
+SHORT_NAMES = {"d_spectral_norm": "sn_d", "g_spectral_norm": "sn_g", "r1_gamma": "r1", "gradient_penalty": "gp",
+               "g_ema_decay": "ema", "g_ema_start": "ema_start"}
 CONFIG_ID_CHARS = 12
 
 
@@ -40,7 +43,7 @@ def trial_run_name(params: dict[str, Any], searched: Iterable[str]) -> str:
     """'dcgan g32 d8 k1 lr_g=0.0002 s0' for a trial's flat parameters and the names of the searched ones."""
     flat = flat_parameters(params)
     leading = [f"{prefix}{_short(flat[name])}" for name, prefix in LEADING_FIELDS if name in flat]
-    others = [f"{name}={_short(flat[name])}" for name in searched
+    others = [f"{SHORT_NAMES.get(name, name)}={_short(flat[name])}" for name in searched
               if name in flat and name not in dict(LEADING_FIELDS) and name != "seed"]
     seed = [f"s{flat['seed']}"] if "seed" in flat else []
     return " ".join(leading + others + seed)
