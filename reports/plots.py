@@ -154,14 +154,17 @@ def fid_heatmap(study: StudyData, out: Path) -> Plot | None:
 
 
 def regime_shares(study: StudyData, out: Path) -> Plot | None:
-    """Stacked bars: the share of trials in each balance regime (or status) at each capacity ratio."""
+    """Stacked bars: the share of trials in each balance regime (or status) in each (G, D) cell."""
     trials = study.trials
-    column = "param." + CAPACITY
-    if column not in trials:
+    if "param.g_width" not in trials or "param.d_width" not in trials:
         return None
+    column = "cell"  # (G, D) widths: two cells at the same ratio (G 8 / D 8, G 16 / D 16) are not pooled
+    widths = trials[["param.g_width", "param.d_width"]].apply(pd.to_numeric, errors="coerce")
+    order = np.lexsort((widths["param.d_width"], widths["param.g_width"]))
+    trials = trials.iloc[order].assign(cell=[f"G {g:g} / D {d:g}" for g, d in widths.iloc[order].to_numpy()])
     use_regime = trials["regime"].notna().any()
     label = trials["regime"].fillna("no regime") if use_regime else trials["status"]
-    counts = pd.crosstab(trials[column], label)
+    counts = pd.crosstab(pd.Categorical(trials[column], categories=list(dict.fromkeys(trials[column]))), label)
     shares = counts.div(counts.sum(axis=1), axis=0)
     figure = Figure(figsize=(7, 4.5))
     axes = figure.add_subplot()
@@ -174,16 +177,17 @@ def regime_shares(study: StudyData, out: Path) -> Plot | None:
             if share > 0.08:
                 axes.text(x, base + share / 2, f"{name}\n{n}", ha="center", va="center", fontsize=7, color="white")
         bottom += values
-    axes.set_xticks(positions, [f"{v:g}\n(n={n})" for v, n in zip(shares.index, counts.sum(axis=1))])
-    axes.set_xlabel("log2(D width / G width)")
+    axes.set_xticks(positions, [f"{v}\n(n={n})" for v, n in zip(shares.index, counts.sum(axis=1))], fontsize=7)
+    axes.set_xlabel("(G, D) cell")
     axes.set_ylabel("share of trials")
     what = "balance regime" if use_regime else "trial status (no regime tags logged)"
     axes.set_title(f"Share of trials by {what}")
     axes.set_ylim(0, 1)
     axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     path = _save(figure, out / "regimes.png")
-    return Plot("regimes", f"Trials by {what} vs capacity ratio",
-                "Each bar: all trials at that ratio; segment labels give the regime and the number of trials.", path)
+    return Plot("regimes", f"Trials by {what}, cell by cell",
+                "Each bar: all trials of one (G, D) cell; segment labels give the regime and the number of trials.",
+                path)
 
 
 def _best_median_worst(study: StudyData) -> dict[str, pd.Series]:
@@ -193,7 +197,7 @@ def _best_median_worst(study: StudyData) -> dict[str, pd.Series]:
 
 
 def learning_curves(study: StudyData, out: Path) -> Plot | None:
-    """Per stratum, the validation score over generator steps at each capacity level (mean over its seeds),
+    """Per stratum, the validation score over generator steps of each (G, D) cell (mean over its seeds),
     with a vertical line at 3/4 of the budget: what the convergence rule compares."""
     frame, strata = comparison_frame(study)
     panels = _panels(frame, strata)
@@ -202,14 +206,14 @@ def learning_curves(study: StudyData, out: Path) -> Plot | None:
     for index, (title, part) in enumerate(panels):
         axes = figure.add_subplot(1, len(panels), index + 1)
         colours = iter(["#1b4f72", "#2e86c1", "#27ae60", "#f39c12", "#c0392b", "#8e44ad", "#7f8c8d", "#34495e"])
-        for level, trials in part.groupby(CAPACITY, sort=True):
+        for (g_width, d_width), trials in part.groupby(["g_width", "d_width"], sort=True):
             curves = [metric_history(study, run_id, study.fid_metric).set_index("step")["value"]
                       for run_id in trials["run_id"]]
             curves = [curve for curve in curves if not curve.empty]
             if not curves:
                 continue
             mean = pd.concat(curves, axis=1).mean(axis=1)
-            label = f"log2(D/G) = {level:g} ({len(curves)} seeds)"
+            label = f"G {g_width:g} / D {d_width:g} ({len(curves)} seeds)"
             axes.plot(mean.index, mean.values, marker="o", markersize=3, color=next(colours, "#333333"), label=label)
             drawn = True
         total = pd.to_numeric(part.get("metric." + names.TOTAL_STEPS), errors="coerce").max()
@@ -221,7 +225,9 @@ def learning_curves(study: StudyData, out: Path) -> Plot | None:
         return None
     path = _save(figure, out / "learning_curves.png")
     return Plot("learning_curves", "Learning curves",
-                "Validation score during training, mean over the seeds of each capacity level; dashed: 3/4 of the "
+                "Validation score during training (1,000 samples against the validation split: FID is biased upward "
+                "at this sample size, so it sits above the final 10,000-sample test FID of the tables), mean over "
+                "the seeds of each (G, D) cell; dashed: 3/4 of the "
                 "budget (a trial has converged when its best score after this line is less than 10% below its best "
                 "score before it). The final values in the tables are on the test split.", path)
 

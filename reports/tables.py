@@ -75,6 +75,8 @@ def imbalance_columns(study: StudyData) -> list[Column]:
 def fmt(value: float) -> str:
     if value is None or not np.isfinite(value):
         return "–"
+    if 0 < abs(value) < 1e-3:  # e.g. a logit-scale bound next to 0: its digits mean nothing
+        return "≈0"
     if abs(value) >= 1000:
         return f"{value:.0f}"
     return f"{value:.4g}"
