@@ -4,7 +4,7 @@ which data each run trained on ("mnist5k", "stacked_mnist") and runs on differen
 Computed once on the driver from the loaded splits: name = the data set's name, digest = its fingerprint
 (gan.splits.DataSplits.fingerprint, a hash of the training pixels and labels: two runs with the same digest
 trained on the same arrays), source = how gan.data loads it, profile = the split sizes. Logged to every child
-run with the context `training`.
+run, and to the study's parent run (its row in the runs table shows it too), with the context `training`.
 """
 from __future__ import annotations
 

@@ -162,6 +162,7 @@ def run_study(settings: StudySettings) -> int:
 
     from mlflow.tracking import MlflowClient
 
+    from study.dataset_input import training_data
     from study.tracking import PENDING_FILE, get_or_create_experiment
 
     # Batch schedulers stop jobs with SIGTERM: let Tune treat it like Ctrl-C (save state, stop trials).
@@ -179,8 +180,9 @@ def run_study(settings: StudySettings) -> int:
         run_name = f"{settings.experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_path = f"{settings.storage.rstrip('/')}/{run_name}"
         spool_dir = _spool_dir(settings.storage, run_name)
-        parent_run_id = _start_parent_run(client, experiment_id, run_name, settings, run_path, spool_dir)
-        tuner = _new_tuner(settings, run_name, experiment_id, parent_run_id, spool_dir)
+        data = training_data(settings.splits, settings.data_root, space.dataset_options)  # hashes the data: once
+        parent_run_id = _start_parent_run(client, experiment_id, run_name, settings, run_path, spool_dir, data)
+        tuner = _new_tuner(settings, run_name, experiment_id, parent_run_id, spool_dir, data)
     ui = experiment_ui_url(settings.tracking_uri, experiment_id)
     print(f"study '{space.name}': MLflow experiment '{settings.experiment}', parent run {parent_run_id} "
           f"({settings.tracking_uri}); Tune directory {run_path}\nMLflow UI: {ui}\n"
@@ -266,10 +268,11 @@ def _restored_tuner(settings: StudySettings, run_path: str):
     return tune.Tuner.restore(run_path, _trainable(settings), resume_unfinished=True, resume_errored=True)
 
 
-def _new_tuner(settings: StudySettings, run_name: str, experiment_id: str, parent_run_id: str, spool_dir: str):
+def _new_tuner(settings: StudySettings, run_name: str, experiment_id: str, parent_run_id: str, spool_dir: str,
+               data):
+    """`data`: the trials' study.dataset_input.TrainingData."""
     from ray import tune
 
-    from study.dataset_input import training_data
     from study.progress import ProgressLines
     from study.tracking import MlflowStudyCallback
     from study.tuning import build_tune_setup
@@ -277,7 +280,7 @@ def _new_tuner(settings: StudySettings, run_name: str, experiment_id: str, paren
     space = settings.space
     setup = build_tune_setup(space, space.num_samples, space.seed)
     callback = MlflowStudyCallback(settings.tracking_uri, experiment_id, parent_run_id, _trial_settings(settings),
-                                   spool_dir, training_data(settings.splits, settings.data_root, space.dataset_options))
+                                   spool_dir, data)
     progress = ProgressLines(_trial_settings(settings), space.trial_count(), len(settings.splits.train),
                              settings.progress_every_s)
     return tune.Tuner(
@@ -300,8 +303,11 @@ def _new_tuner(settings: StudySettings, run_name: str, experiment_id: str, paren
 
 
 def _start_parent_run(client, experiment_id: str, run_name: str, settings: StudySettings, run_path: str,
-                      spool_dir: str) -> str:
-    """The study's parent run with its space file, parameters, reference rows and description; returns its id."""
+                      spool_dir: str, data) -> str:
+    """The study's parent run with its space file, parameters, training data (`data`, a
+    study.dataset_input.TrainingData), reference rows and description; returns its id."""
+    from study.dataset_input import log_training_input
+
     space = settings.space
     parent_run = client.create_run(experiment_id, run_name=run_name, tags={
         names.ROLE_TAG: names.ROLE_STUDY, names.SPACE_TAG: space.path.name, names.DATASET_TAG: space.dataset,
@@ -309,6 +315,7 @@ def _start_parent_run(client, experiment_id: str, run_name: str, settings: Study
     parent_run_id = parent_run.info.run_id
     client.log_artifact(parent_run_id, str(space.path), artifact_path="space")
     _log_study_params(client, parent_run_id, space, run_path, spool_dir)
+    log_training_input(client, parent_run_id, data)  # the runs table shows it on the study's row too
     reference = _log_reference_rows(client, parent_run_id, space, settings.splits)
     client.set_tag(parent_run_id, names.DESCRIPTION_TAG, study_description(
         space, experiment=settings.experiment, status=names.RUNNING, trial_counts={}, reference=reference, best=None,

@@ -76,6 +76,10 @@ def test_the_printed_link_opens_the_runs_table_with_the_study(study, shots):
     assert parent.info.run_name in page.text and "matching runs" in page.text, page.text[:2000]
     for genai_overview in ("No data available for the selected time range", "Token Usage", "Latency"):
         assert genai_overview not in page.text
+    # the Dataset column names the training data and its fingerprint (study.dataset_input)
+    assert "Dataset" in page.text and re.search(r"mnist5k \([0-9a-f]{16}\) training", page.text), page.text[:2000]
+    # MLflow's artifact download bars (the report reads the sample grids) stay out of the console
+    assert "Downloading artifacts" not in (tmp_path / "driver.log").read_text()
     # the trials are nested under the study's run, named for what they trained, grouped by configuration
     assert sorted(c.info.run_name for c in children) == ["mlp g16 d8 k1 s0", "mlp g16 d8 k1 s1",
                                                          "mlp g8 d8 k1 s0", "mlp g8 d8 k1 s1"]

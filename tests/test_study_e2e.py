@@ -121,8 +121,9 @@ def test_the_summary_names_the_report_s_best_trial_and_the_protocol(grid_study):
 
 def test_every_child_run_logs_its_training_data_as_an_mlflow_dataset_input(grid_study, mnist5k):
     _, client = grid_study
-    _, children = study_runs(client)
-    for child in children:
+    parents, children = study_runs(client)
+    assert len(children) == 2
+    for child in [*parents, *children]:
         (dataset_input,) = client.get_run(child.info.run_id).inputs.dataset_inputs
         dataset = dataset_input.dataset
         assert (dataset.name, dataset.digest) == ("mnist5k", mnist5k.fingerprint())
