@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Iterable, TypeVar
 
 from gan import names
 from gan.evaluation import FINAL_PARZEN_SAMPLES
@@ -101,6 +101,9 @@ def study_outcome(outcomes: list[TrialOutcome], interrupted: bool) -> StudyOutco
     return StudyOutcome(names.COMPLETED, "FINISHED", EXIT_COMPLETED, None)
 
 
+T = TypeVar("T")
+
+
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -115,13 +118,19 @@ def trial_score(metrics: dict[str, Any], metric: str) -> tuple[str, float] | Non
     return None
 
 
-def best_trial(outcomes: list[TrialOutcome], metric: str, mode: str) -> TrialOutcome | None:
-    """The trial with the best score (`trial_score`); None when no trial has one."""
-    scored = [outcome for outcome in outcomes if trial_score(outcome.metrics, metric) is not None]
+def best_scored(items: Iterable[T], metrics_of: Callable[[T], dict[str, Any]], metric: str, mode: str) -> T | None:
+    """The item whose metrics score best (`trial_score`); None when none has a score. The driver's summary and
+    the progress lines (study.progress) both pick their best with it."""
+    scored = [item for item in items if trial_score(metrics_of(item), metric) is not None]
     if not scored:
         return None
     pick = min if mode == "min" else max
-    return pick(scored, key=lambda outcome: trial_score(outcome.metrics, metric)[1])
+    return pick(scored, key=lambda item: trial_score(metrics_of(item), metric)[1])
+
+
+def best_trial(outcomes: list[TrialOutcome], metric: str, mode: str) -> TrialOutcome | None:
+    """The trial with the best score (`trial_score`); None when no trial has one."""
+    return best_scored(outcomes, lambda outcome: outcome.metrics, metric, mode)
 
 
 def final_draws_key(metric: str) -> str:

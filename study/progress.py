@@ -23,7 +23,7 @@ from ray.tune import Callback
 
 from gan import names
 from gan.config import ConfigError, GanConfig
-from study.outcome import trial_score
+from study.outcome import best_scored, trial_score
 from study.tune_config import TrialSettings, trial_params
 
 @dataclass
@@ -72,19 +72,11 @@ def status_lines(elapsed: float, done: int, total: int, running: list[TrialProgr
         latest = trial.result.get(metric)
         score = f", {metric} {_number(latest)}" if isinstance(latest, (int, float)) else ""
         lines.append(f"  running: {trial.name} {where}{score}")
-    best = best_so_far([*running, *finished], metric, mode)
+    best = best_scored([*running, *finished], lambda trial: trial.result, metric, mode)
     if best is not None:
         key, value = trial_score(best.result, metric)
         lines.append(f"  best so far: {best.name}, {key} {_number(value)}")
     return lines
-
-
-def best_so_far(trials: list[TrialProgress], metric: str, mode: str) -> TrialProgress | None:
-    scored = [trial for trial in trials if trial_score(trial.result, metric) is not None]
-    if not scored:
-        return None
-    pick = min if mode == "min" else max
-    return pick(scored, key=lambda trial: trial_score(trial.result, metric)[1])
 
 
 def ended_line(elapsed: float, trial: TrialProgress, status: str, done: int, total: int, metric: str) -> str:
