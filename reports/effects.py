@@ -120,21 +120,12 @@ def cell_summary(frame: pd.DataFrame, strata: list[str], metrics: list[str]) -> 
     return pd.DataFrame(rows)
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """An imbalanced cell against a balanced cell that shares one of its networks, seed by seed."""
+class _SeedPairedTest:
+    """What a seed-paired test reports, whichever scale it is on: `ratio` (reports.stats.RatioEffect) for
+    positive metrics, else `difference` (reports.stats.DifferenceEffect)."""
 
-    stratum: tuple
-    cell: tuple[float, float]  # (G width, D width) of the imbalanced cell
-    neighbour: tuple[float, float]  # the balanced cell
-    shared: str  # "G" or "D": the network both cells have
-    metric: str
-    ratio: object | None  # reports.stats.RatioEffect for positive metrics
-    difference: object | None  # reports.stats.DifferenceEffect otherwise
-    still_improving: int  # trials of the two cells still improving at the end of their budget
-    trials: int  # trials of the two cells with an outcome
-    primary: bool = False  # in the study's family of claims
-    p_holm: float = math.nan  # Holm-adjusted across the family (primary only)
+    ratio: object | None
+    difference: object | None
 
     @property
     def effect(self):
@@ -155,9 +146,33 @@ class Comparison:
         mean = self.difference.difference.mean
         return 0 if not mean or not math.isfinite(mean) else (1 if mean > 0 else -1)
 
+
+@dataclass(frozen=True)
+class Comparison(_SeedPairedTest):
+    """An imbalanced cell against a balanced cell that shares one of its networks, seed by seed."""
+
+    stratum: tuple
+    cell: tuple[float, float]  # (G width, D width) of the imbalanced cell
+    neighbour: tuple[float, float]  # the balanced cell
+    shared: str  # "G" or "D": the network both cells have
+    metric: str
+    ratio: object | None  # reports.stats.RatioEffect for positive metrics
+    difference: object | None  # reports.stats.DifferenceEffect otherwise
+    still_improving: int  # trials of the two cells still improving at the end of their budget
+    trials: int  # trials of the two cells with an outcome
+    primary: bool = False  # in the study's family of claims
+    p_holm: float = math.nan  # Holm-adjusted across the family (primary only)
+
     @property
     def significant(self) -> bool:
         return self.primary and self.p_holm < ALPHA
+
+
+def _cells_by_stratum(frame: pd.DataFrame, strata: list[str], column: str):
+    """(stratum, {(g, d): trials}) per stratum; nothing when the frame cannot be compared seed by seed."""
+    if column not in frame or "seed" not in frame or "g_width" not in frame:
+        return []
+    return [(stratum, dict(_cells(part))) for stratum, part in _groups(frame, strata)]
 
 
 def _per_seed(cell: pd.DataFrame, column: str) -> pd.Series:
@@ -167,11 +182,8 @@ def _per_seed(cell: pd.DataFrame, column: str) -> pd.Series:
 def comparisons(frame: pd.DataFrame, strata: list[str], metric: str) -> list[Comparison]:
     """Every imbalanced cell against each balanced cell sharing G or D, in the same stratum, on `metric`."""
     column = METRIC_PREFIX + metric
-    if column not in frame or "seed" not in frame or "g_width" not in frame:
-        return []
     found = []
-    for stratum, part in _groups(frame, strata):
-        cells = dict(_cells(part))
+    for stratum, cells in _cells_by_stratum(frame, strata, column):
         for (g, d), treated in cells.items():
             if g == d:
                 continue
@@ -317,7 +329,7 @@ def power_sentence(tests: list, what: str, alpha: float = ALPHA) -> str | None:
 
 
 @dataclass(frozen=True)
-class Contrast:
+class Contrast(_SeedPairedTest):
     """The imbalance contrast of a 2 × 2 block G ∈ {a, b} × D ∈ {a, b} (a < b), seed by seed: the geometric mean
     of the two imbalanced cells over that of the two balanced cells — on the log scale
     ½[log F(a,b) + log F(b,a) − log F(a,a) − log F(b,b)], the interaction of G's and D's widths, in which
@@ -333,25 +345,6 @@ class Contrast:
     p_holm: float = math.nan
 
     @property
-    def effect(self):
-        return self.ratio if self.ratio is not None else self.difference
-
-    @property
-    def p(self) -> float:
-        return self.effect.p
-
-    @property
-    def n(self) -> int:
-        return self.effect.n
-
-    @property
-    def direction(self) -> int:
-        if self.ratio is not None:
-            return self.ratio.direction
-        mean = self.difference.difference.mean
-        return 0 if not mean or not math.isfinite(mean) else (1 if mean > 0 else -1)
-
-    @property
     def significant(self) -> bool:
         return self.p_holm < ALPHA
 
@@ -359,11 +352,8 @@ class Contrast:
 def contrasts(frame: pd.DataFrame, strata: list[str], metric: str) -> list[Contrast]:
     """One contrast per complete 2 × 2 block of widths in each stratum, Holm-adjusted across all of them."""
     column = METRIC_PREFIX + metric
-    if column not in frame or "seed" not in frame or "g_width" not in frame:
-        return []
     found = []
-    for stratum, part in _groups(frame, strata):
-        cells = dict(_cells(part))
+    for stratum, cells in _cells_by_stratum(frame, strata, column):
         widths = sorted({w for cell in cells for w in cell})
         for i, a in enumerate(widths):
             for b in widths[i + 1:]:
@@ -447,37 +437,28 @@ def findings(analysis: Analysis, strata: list[str], steps_words: str = "") -> li
     return sentences
 
 
+def _test_columns(c: _SeedPairedTest) -> dict:
+    """The CSV columns every seed-paired test shares: its estimate on its scale, interval, p-values, counts."""
+    if c.ratio is not None:
+        scale, estimate, low, high = "ratio", c.ratio.ratio, c.ratio.low, c.ratio.high
+    else:
+        d = c.difference.difference
+        scale, estimate, low, high = "difference", d.mean, d.low, d.high
+    return {"metric": c.metric, "pairs": c.n, "pairs_in_direction": c.effect.n_in_direction, "p_exact": c.p,
+            "p_holm": c.p_holm, "significant": c.significant, "still_improving": c.still_improving,
+            "trials": c.trials, "scale": scale, "estimate": estimate, "ci_low": low, "ci_high": high}
+
+
 def contrasts_frame(found: list[Contrast], strata: list[str]) -> pd.DataFrame:
-    rows = []
-    for c in found:
-        row = {**dict(zip(strata, c.stratum)), "width_a": c.widths[0], "width_b": c.widths[1], "metric": c.metric,
-               "pairs": c.n, "pairs_in_direction": c.effect.n_in_direction, "p_exact": c.p, "p_holm": c.p_holm,
-               "significant": c.significant, "still_improving": c.still_improving, "trials": c.trials}
-        if c.ratio is not None:
-            row.update(scale="ratio", estimate=c.ratio.ratio, ci_low=c.ratio.low, ci_high=c.ratio.high)
-        else:
-            d = c.difference.difference
-            row.update(scale="difference", estimate=d.mean, ci_low=d.low, ci_high=d.high)
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{**dict(zip(strata, c.stratum)), "width_a": c.widths[0], "width_b": c.widths[1],
+                          **_test_columns(c)} for c in found])
 
 
 def comparisons_frame(found: list[Comparison], strata: list[str]) -> pd.DataFrame:
-    rows = []
-    for c in found:
-        row = {**dict(zip(strata, c.stratum)), "g_width": c.cell[0], "d_width": c.cell[1],
-               CAPACITY: math.log2(c.cell[1] / c.cell[0]), "neighbour_g_width": c.neighbour[0],
-               "neighbour_d_width": c.neighbour[1], "shared": c.shared, "metric": c.metric,
-               "role": "primary" if c.primary else "secondary", "pairs": c.n,
-               "pairs_in_direction": c.effect.n_in_direction, "p_exact": c.p, "p_holm": c.p_holm,
-               "significant": c.significant, "still_improving": c.still_improving, "trials": c.trials}
-        if c.ratio is not None:
-            row.update(scale="ratio", estimate=c.ratio.ratio, ci_low=c.ratio.low, ci_high=c.ratio.high)
-        else:
-            d = c.difference.difference
-            row.update(scale="difference", estimate=d.mean, ci_low=d.low, ci_high=d.high)
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{**dict(zip(strata, c.stratum)), "g_width": c.cell[0], "d_width": c.cell[1],
+                          CAPACITY: math.log2(c.cell[1] / c.cell[0]), "neighbour_g_width": c.neighbour[0],
+                          "neighbour_d_width": c.neighbour[1], "shared": c.shared,
+                          "role": "primary" if c.primary else "secondary", **_test_columns(c)} for c in found])
 
 
 def seed_paired_difference(treated: pd.DataFrame, control: pd.DataFrame, column: str):
