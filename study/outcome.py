@@ -133,9 +133,13 @@ def best_trial(outcomes: list[TrialOutcome], metric: str, mode: str) -> TrialOut
     return best_scored(outcomes, lambda outcome: outcome.metrics, metric, mode)
 
 
-def final_draws_key(metric: str) -> str:
-    """The per-draw values of a final score, logged at steps 0, 1, 2, ... (final/fid_draw)."""
-    return f"{names.final(metric)}_draw"
+def final_draws(metrics: dict[str, Any], metric: str) -> int:
+    """How many independent sample draws final/<metric> averages: the trial's final/<metric>_draw0, _draw1, ...
+    (gan.run's final protocol; a trial without them scored one draw)."""
+    count = 0
+    while names.final(names.draw(metric, count)) in metrics:
+        count += 1
+    return count
 
 
 def score_protocol(key: str, evaluation, final_draws: int = 0) -> str:

@@ -25,7 +25,7 @@ from reports.store import StoreError, check_store, default_tracking_uri
 from study.cluster import ResourcesUnavailable, TrialResources, check_trial_fits
 from study.description import BestTrial, ReportLink, experiment_ui_url, study_description
 from study.outcome import (EXIT_INTERRUPTED, EXIT_STATUSES, EXIT_USAGE, StudyOutcome, TrialOutcome, best_trial,
-                           final_draws_key, finished_count, score_protocol, study_outcome, trial_outcomes,
+                           final_draws, finished_count, score_protocol, study_outcome, trial_outcomes,
                            trial_score)
 from study.preflight import UsageError, check_storage, check_tracking_access, connect_ray, parent_to_resume
 from study.restarts import log_restarts
@@ -340,17 +340,16 @@ def _best_trial(client, experiment_id: str, parent_run_id: str, settings: StudyS
         return None
     run_name, _ = child_run_identity(best.config, _trial_settings(settings))
     ranked_by, value = trial_score(best.metrics, metric)
-    run_id, draws = None, 0
+    run_id = None
     try:
         runs = client.search_runs([experiment_id], max_results=1, filter_string=(
             f"tags.`{names.PARENT_TAG}` = '{parent_run_id}' and tags.`{names.TRIAL_ID_TAG}` = '{best.trial_id}'"))
         run_id = runs[0].info.run_id if runs else None
-        if run_id is not None and ranked_by != metric:
-            draws = len(client.get_metric_history(run_id, final_draws_key(metric)))
     except Exception:  # the store is away: the description names the run without linking it
         pass
     last = best.metrics.get(metric) if ranked_by != metric else None
-    return BestTrial(run_name, ranked_by, value, score_protocol(ranked_by, evaluation, draws),
+    return BestTrial(run_name, ranked_by, value,
+                     score_protocol(ranked_by, evaluation, final_draws(best.metrics, metric)),
                      float(last) if isinstance(last, (int, float)) else None, run_id)
 
 

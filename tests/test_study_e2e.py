@@ -8,6 +8,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from gan.config import GanConfig
+from gan.run import FINAL_DRAWS
 from processes import run_study, study_runs
 from reports.load import load_study
 
@@ -110,11 +111,11 @@ def test_the_console_shows_progress_by_run_name_and_no_ray_table(grid_study):
 
 def test_the_summary_names_the_report_s_best_trial_and_the_protocol(grid_study):
     tmp_path, _ = grid_study
-    line = re.search(r"^done in \d+ s: completed, .*; best final/fid \(test split, ([\d,]+) samples[^)]*\) = "
-                     r"([\d.]+) \((.+)\)$", (tmp_path / "driver.log").read_text(), re.M)
+    line = re.search(r"^done in \d+ s: completed, .*; best final/fid \(test split, ([\d,]+) samples, mean of (\d) "
+                     r"draws\) = ([\d.]+) \((.+)\)$", (tmp_path / "driver.log").read_text(), re.M)
     assert line, (tmp_path / "driver.log").read_text()[-2000:]
-    samples, value, run_name = line.groups()
-    assert samples == "10,000"
+    samples, draws, value, run_name = line.groups()
+    assert (samples, int(draws)) == ("10,000", FINAL_DRAWS)
     # the report's choice: each trial's final/fid (else its last fid), the lowest
     study = load_study(f"sqlite:///{tmp_path}/mlflow.db", "study")
     best = study.finished.loc[study.finished["metric.fid"].idxmin()]

@@ -15,13 +15,13 @@ from gan import names
 from gan.config import ConfigError, GanConfig
 from gan.memory import ConfigTooLarge
 from gan.run import Budget, EvaluationPlan
+from reports.load import trial_frame
 from study.checkpoints import CheckpointRefused
 from study.cluster import ResourcesUnavailable, TrialResources, check_trial_fits
 from study.description import MAX_DESCRIPTION_CHARS, BestTrial, ReportLink, study_description
 from study.errors import error_reason, will_recur
-from reports.load import trial_frame
-from study.outcome import (EXIT_COMPLETED, EXIT_FAILED, EXIT_SOME_ERRORED, best_trial, score_protocol, study_outcome,
-                           trial_outcomes, trial_score)
+from study.outcome import (EXIT_COMPLETED, EXIT_FAILED, EXIT_SOME_ERRORED, best_trial, final_draws, score_protocol,
+                           study_outcome, trial_outcomes, trial_score)
 from study.run_names import config_id, naming_parameters, trial_run_name
 from study.space import load_space
 from study.tracking import numeric_metrics
@@ -130,6 +130,10 @@ def test_the_summary_line_names_the_metric_and_the_protocol_it_ranks_by():
     best = BestTrial("dcgan g16 d16 k1 s0", "final/fid", 24.391, score_protocol("final/fid", plan, final_draws=3))
     assert best.headline() == \
         "best final/fid (test split, 10,000 samples, mean of 3 draws) = 24.39 (dcgan g16 d16 k1 s0)"
+    # the draws are counted from the trial's final/<metric>_draw<i> (gan.run's final protocol)
+    assert final_draws({"final/fid": 24.4, "final/fid_draw0": 24.0, "final/fid_draw1": 24.6, "final/fid_draw2": 24.6,
+                        "fid_draw0": 1.0}, "fid") == 3
+    assert final_draws({"final/fid": 24.4}, "fid") == 0
     fallback = BestTrial("mlp g8 d8 k1 s0", "fid", 31.14, score_protocol("fid", plan))
     assert fallback.headline() == \
         "best fid (validation split, 1,000 samples, last evaluation) = 31.14 (mlp g8 d8 k1 s0)"
