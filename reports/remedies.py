@@ -5,8 +5,9 @@ a remedy and one configuration per remedy (spectral norm on D, R1, TTUR, ...), p
 configuration as the reference, every one with the same seeds. With `g_ema_decay` > 0 every run also scores
 the moving average of its G, so the arm "EMA of G" is the no-remedy runs' `fid_ema`: a within-run pair.
 
-Arms are found from the trials, not declared: within an architecture, the *balanced* configuration has
-D width = G width; the *no-remedy* configuration is an imbalanced one whose other searched settings equal the
+Arms are found from the trials, not declared: within an architecture, the *balanced* reference of an
+imbalanced G/D pair has D width = G width = the pair's G width (the same generator with a matched D); the
+*no-remedy* configuration is an imbalanced one whose other searched settings equal the
 balanced one's; every other configuration at that imbalance is an arm, named by the settings in which it
 differs from no remedy. All comparisons are on log FID, paired by seed (FID's spread grows with its level):
 
@@ -131,8 +132,8 @@ def remedy_arms(frame: pd.DataFrame, searched: list[str], fid: str) -> list[Arm]
     for arch, in_arch in frame.groupby("arch"):
         balanced_all = in_arch[in_arch["g_width"] == in_arch["d_width"]]
         for (g, d), at_level in in_arch[in_arch["g_width"] != in_arch["d_width"]].groupby(["g_width", "d_width"]):
-            # the balanced reference shares the narrower network's width: the gap is the cost of the wider one
-            candidates = balanced_all[balanced_all["g_width"] == min(g, d)]
+            # the balanced reference is the same G with a matched D: the gap is what the mismatched D costs
+            candidates = balanced_all[balanced_all["g_width"] == g]
             candidates = candidates if len(candidates) else balanced_all
             match = [s for s in candidates["_setting"].unique() if s in set(at_level["_setting"])]
             if not match:
