@@ -244,7 +244,7 @@ def stratum_words(strata: list[str], stratum: tuple) -> str:
     return parts[0].upper() + (f" ({', '.join(parts[1:])})" if len(parts) > 1 else "") if parts else "the GAN"
 
 
-def effect_words(c: Comparison) -> str:
+def effect_words(c: _SeedPairedTest) -> str:
     """'×1.46 [1.10, 1.94]' for a ratio, '+3.2 [0.4, 6.0]' for a difference."""
     if c.ratio is not None:
         return f"×{number(c.ratio.ratio)} [{number(c.ratio.low)}, {number(c.ratio.high)}]"
@@ -252,11 +252,11 @@ def effect_words(c: Comparison) -> str:
     return f"{d.mean:+.3g} [{number(d.low)}, {number(d.high)}]"
 
 
-def _training_length(c: Comparison, steps_words: str) -> str:
+def _training_length(c: _SeedPairedTest, steps_words: str, what: str = "comparison") -> str:
     if not c.still_improving:
         return ""
-    return (f"; {c.still_improving} of {c.trials} trials of this comparison were still improving at the end of "
-            f"their budget{steps_words}, so the ratio may change with longer training")
+    return (f"; {c.still_improving} of {c.trials} trials of this {what} were still improving at the end of "
+            f"their budget{steps_words}, so the result may change with longer training")
 
 
 def comparison_sentence(c: Comparison, strata: list[str], steps_words: str = "") -> str:
@@ -378,18 +378,27 @@ def contrast_sentence(c: Contrast, strata: list[str], steps_words: str = "") -> 
     label = METRIC_WORDS.get(c.metric, c.metric)
     a, b = c.widths
     higher = "higher" if c.direction > 0 else "lower"
-    effect = (f"×{number(c.ratio.ratio)} [{number(c.ratio.low)}, {number(c.ratio.high)}]" if c.ratio is not None
-              else f"{c.difference.difference.mean:+.3g} [{number(c.difference.difference.low)}, "
-                   f"{number(c.difference.difference.high)}]")
-    training = "" if not c.still_improving else (
-        f"; {c.still_improving} of {c.trials} trials of this block were still improving at the end of their "
-        f"budget{steps_words}")
+    effect = effect_words(c)
+    training = _training_length(c, steps_words, "block")
     return (f"{stratum_words(strata, c.stratum)}: imbalance itself {'raises' if c.direction > 0 else 'lowers'} the "
             f"final {label}: the imbalanced cells G {a:g} / D {b:g} and G {b:g} / D {a:g} score {effect} "
             f"{'times ' if c.ratio is not None else ''}the balanced G {a:g} / D {a:g} and G {b:g} / D {b:g} "
             f"(geometric means within each seed, so the sizes of G and D cancel; {c.n} seeds, "
             f"{c.effect.n_in_direction} of {c.n} {higher}; exact p = {p_words(c.p)}, Holm-adjusted "
             f"p = {p_words(c.p_holm)}){training}.")
+
+
+def null_contrast_sentence(c: Contrast, strata: list[str], steps_words: str = "") -> str:
+    """What a contrast that is not significant shows: its estimate and interval, stated as no evidence."""
+    a, b = c.widths
+    label = METRIC_WORDS.get(c.metric, c.metric)
+    training = _training_length(c, steps_words, "block")
+    return (f"{stratum_words(strata, c.stratum)}, widths {a:g} and {b:g}: no evidence that imbalance itself changes "
+            f"the final {label}: the imbalanced cells score {effect_words(c)} "
+            f"{'times ' if c.ratio is not None else ''}the balanced ones ({c.n} seeds, {c.effect.n_in_direction} of "
+            f"{c.n} in the estimate's direction; exact p = {p_words(c.p)}, Holm-adjusted p = {p_words(c.p_holm)})"
+            f"{training}. Not significant is not evidence of no effect: the interval shows the effects this design "
+            "cannot rule out.")
 
 
 @dataclass(frozen=True)
@@ -424,9 +433,10 @@ def findings(analysis: Analysis, strata: list[str], steps_words: str = "") -> li
         if cannot:
             return [cannot]
         sentences += [contrast_sentence(c, strata, steps_words) for c in analysis.contrasts if c.significant]
+        sentences += [null_contrast_sentence(c, strata, steps_words) for c in analysis.contrasts if not c.significant]
         if not analysis.gate_open:
-            sentences.append("Not every imbalance contrast is significant, so the cell-by-cell comparisons are not "
-                             "tested (they are shown, not claimed, in the seed-paired table).")
+            sentences.append("Since not every imbalance contrast is significant, the cell-by-cell comparisons are not "
+                             "tested (serial gatekeeping); they are shown, not claimed, in the seed-paired table.")
             return sentences
     cannot = power_sentence(analysis.pairwise, "Cell-by-cell comparisons")
     if cannot:

@@ -308,3 +308,25 @@ def test_optuna_importances_come_from_an_in_memory_optuna_study(study):
     numbers, _ = tables.optuna_importances(as_optuna)
     assert set(numbers["param"]) == {"arch", "g_width", "d_width"}
     assert numbers["importance"].sum() == pytest.approx(1.0) and (numbers["importance"] >= 0).all()
+
+
+def test_a_contrast_that_is_not_significant_is_shown_with_its_interval_and_gates_the_pairwise_family():
+    import pandas as pd
+
+    from reports import effects
+
+    # sizes matter (G 8 doubles FID, D 8 adds 20%) but imbalance does not: the contrast is x1.1 or x1/1.1 by seed
+    rows = []
+    for seed in range(6):
+        wobble = 1.1 if seed % 2 else 1 / 1.1
+        for (g, d), base in {(16, 16): 20.0, (8, 8): 48.0, (16, 8): 24.0 * wobble, (8, 16): 40.0 * wobble}.items():
+            rows.append({"arch": "dcgan", "g_width": g, "d_width": d, "seed": seed, "metric.fid": base,
+                         "outcome": "still_improving" if g == 8 else "converged"})
+    analysis = effects.analyse(pd.DataFrame(rows), ["arch"], names.FID)
+    assert not analysis.gate_open and all(not c.significant for c in analysis.pairwise)
+    sentences = effects.findings(analysis, ["arch"], " (2,500 generator steps)")
+    assert sentences[0].startswith("DCGAN, widths 8 and 16: no evidence that imbalance itself changes the final FID: "
+                                   "the imbalanced cells score ×1 [")
+    assert "exact p = 1" in sentences[0] and "12 of 24 trials of this block were still improving at the end of " \
+        "their budget (2,500 generator steps)" in sentences[0]
+    assert sentences[1].startswith("Since not every imbalance contrast is significant")
