@@ -11,9 +11,11 @@
 #        MLFLOW_AUTH_ADMIN_PASSWORD, MLFLOW_AUTH_ADMIN_USERNAME (admin), MLFLOW_DEFAULT_PERMISSION (READ),
 #        MLFLOW_FLASK_SERVER_SECRET_KEY, MLFLOW_AUTH (basic-auth | none)
 #
-#   MLFLOW_BACKEND    sqlite:///DATA_DIR/mlflow.db by default: one machine, one server worker.
-#                     For several workers or a server that moves, use PostgreSQL (pip install psycopg2-binary):
-#                     postgresql://mlflow:PASSWORD@db-host:5432/mlflow
+#   MLFLOW_BACKEND    sqlite:///DATA_DIR/mlflow.db by default: one machine, one server worker (sqlite has one
+#                     writer). On a cluster use PostgreSQL (pip install psycopg2-binary), with MLFLOW_WORKERS
+#                     (default 4) server workers: postgresql://mlflow:PASSWORD@db-host:5432/mlflow, or one
+#                     on this host from deploy/postgres_server.sh:
+#                       MLFLOW_BACKEND="$(deploy/postgres_server.sh start /srv/mlflow-pg)" deploy/mlflow_server.sh /srv/mlflow
 #   MLFLOW_ARTIFACTS  DATA_DIR/artifacts by default; s3://bucket/gan-study or gs://bucket/gan-study for
 #                     object storage (the server holds the credentials, the clients never see them).
 #
@@ -47,6 +49,14 @@ AUTH="${MLFLOW_AUTH:-basic-auth}"
 # sqlite allows one writer: keep one worker; PostgreSQL can take more.
 WORKERS=1
 [[ "$BACKEND" == sqlite:* ]] || WORKERS="${MLFLOW_WORKERS:-4}"
+if [[ "$BACKEND" == postgresql://* ]]; then
+    # SQLAlchemy >= 2.1 reads a bare postgresql:// as psycopg 3; this setup installs psycopg2
+    BACKEND="postgresql+psycopg2://${BACKEND#postgresql://}"
+fi
+if [[ "$BACKEND" == postgresql+psycopg2://* ]] && ! python3 -c "import psycopg2" 2>/dev/null; then
+    echo "mlflow_server.sh: a PostgreSQL backend needs psycopg2 in MLflow's environment: pip install psycopg2-binary" >&2
+    exit 2
+fi
 
 app=()
 if [[ "$AUTH" == basic-auth ]]; then

@@ -3,7 +3,7 @@
 # head node, the trials on any node, MLflow is written by the driver only.
 #
 # Usage: deploy/ray_job_submit.sh [SPACE] [extra study.run options...]
-#   env: RAY_HEAD (host of the head node; its dashboard/job server listens on 8265)
+#   env: RAY_HEAD (host of the head node), RAY_DASHBOARD_PORT (its dashboard/job server's port, 8265)
 #        MLFLOW_URI (the tracking server, see deploy/mlflow_server.sh)
 #        STORAGE (Tune's checkpoints and results: a file system every node mounts at the same path,
 #                 or s3://bucket/path / gs://bucket/path)
@@ -28,11 +28,14 @@ export RAY_AUTH_MODE="${RAY_AUTH_MODE:-disabled}"
 # The driver finds the cluster through RAY_ADDRESS, which the job server sets: no --address needed.
 # --no-wait returns at once; follow with `ray job logs -f JOB_ID`, stop with `ray job stop JOB_ID`
 # (the driver then gets SIGTERM, stops the trials, saves the study; continue it with --resume).
+# RAY_JOB_STOP_WAIT_TIME_S: how long `ray job stop` lets the driver save before SIGKILL (Ray's default, 3 s,
+# kills it while Tune saves; the job supervisor reads it from the job's env_vars).
 exec ray job submit \
-    --address "http://$RAY_HEAD:8265" \
+    --address "http://$RAY_HEAD:${RAY_DASHBOARD_PORT:-8265}" \
     --working-dir . \
     --runtime-env-json '{"excludes": [".git", ".venv", "ray_results", "mlartifacts", "mlflow.db", "*.pt"],
-                         "env_vars": {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}}' \
+                         "env_vars": {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+                                      "RAY_JOB_STOP_WAIT_TIME_S": "120"}}' \
     --no-wait \
     -- python -m study.run --space "$SPACE" \
         --storage-path "$STORAGE" \
