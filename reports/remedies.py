@@ -181,7 +181,7 @@ def remedies_frame(arms: list[Arm]) -> pd.DataFrame:
         fid = arm.fid.to_numpy(float)
         row = {"stratum": arm.stratum, "arm": arm.name, "n": len(fid),
                "fid_geomean": float(np.exp(np.log(fid).mean())) if len(fid) else math.nan,
-               "d_rt": arm.d_rt, "d_overfit_gap": arm.overfit_gap}
+               names.D_RT: arm.d_rt, names.D_OVERFIT_GAP: arm.overfit_gap}
         for prefix, effect in (("vs_none", arm.vs_none), ("vs_balanced", arm.vs_balanced)):
             row.update({f"{prefix}_ratio": effect.ratio if effect else math.nan,
                         f"{prefix}_low": effect.low if effect else math.nan,
@@ -249,7 +249,7 @@ def remedies_table(frame: pd.DataFrame, fid_label: str):
         rows.append([row["stratum"], row["arm"], f"{row['n']:.0f}", fmt(row["fid_geomean"]), _ratio_cell(row, "vs_none"),
                      _p_cell(row["vs_none_p"], row["vs_none_holm_p"]), _closed_cell(row),
                      _ratio_cell(row, "vs_balanced"), _p_cell(row["vs_balanced_p"], row["vs_balanced_holm_p"]),
-                     fmt(row["d_rt"]), fmt(row["d_overfit_gap"]), verdict(row)])
+                     fmt(row[names.D_RT]), fmt(row[names.D_OVERFIT_GAP]), verdict(row)])
         if row["vs_none_holm_p"] < ALPHA and row["vs_none_ratio"] < 1:
             bold.add((len(rows) - 1, 6))
     note = ("Ratios are seed-paired geometric-mean ratios of the final FID (exp of the mean log difference) with a "
