@@ -81,6 +81,16 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
+def processes_naming(text: str) -> list[int]:
+    """The processes whose command line contains `text`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and text.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+    return found
+
+
 def kill_tree(pids: list[int]) -> None:
     """SIGKILL to each of `pids` that is still a Ray process (a pid freed meanwhile may be someone else's)."""
     for pid in pids:
@@ -153,7 +163,11 @@ def ray_nodes(head: list[str], workers: list[list[str]] = (), env: dict[str, str
             if process.poll() is None:
                 trees += process_tree(process.pid)
                 _stop(process)
-        kill_tree(trees)  # what a node left behind (an autoscaler's nodes, workers of a stuck raylet)
+        # what a node left behind: an autoscaler's nodes, workers of a stuck raylet, the GCS of a head whose
+        # `ray start` failed halfway (its processes name the temp folder on their command lines)
+        for pid in processes_naming(temp_dir):
+            trees += process_tree(pid)
+        kill_tree(trees)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
