@@ -236,6 +236,8 @@ def quiet_tune() -> None:
     import logging
 
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    # its advice to checkpoint less often: our trials keep every checkpoint on purpose (PBT exploits old ones)
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     logging.getLogger("ray.tune").setLevel(logging.WARNING)
 
 
