@@ -28,6 +28,11 @@
 #   - MLFLOW_DEFAULT_PERMISSION: what a signed-in user may do with experiments others created
 #     (READ, EDIT, MANAGE or NO_PERMISSIONS). Without a valid password every request gets 401.
 #   - The Flask secret key (CSRF protection of the UI's forms) is kept in DATA_DIR/flask_secret_key.
+#   - MLFLOW_AUTH_CACHE_TTL_S (60): each server worker remembers a password it has checked for this long (MLflow
+#     >= 3.17, auth_cache_ttl_seconds; keyed by an HMAC, not the password). Without it every request pays a
+#     deliberately slow password hash (~0.3 s of CPU here): a study of 200 short trials took 668 s instead of
+#     ~100 s (bench/study_scale.py). A password changed through one worker takes up to this long to reach
+#     the others; 0 turns the cache off.
 #   - MLFLOW_AUTH=none starts the server without authentication: anyone who reaches the port can read and
 #     delete every run. Use it only on a network nobody else is on.
 # Basic auth sends the password with every request: put the server behind TLS (a reverse proxy) when the
@@ -67,6 +72,7 @@ default_permission = ${MLFLOW_DEFAULT_PERMISSION:-READ}
 database_uri = sqlite:///$DATA_DIR/basic_auth.db
 admin_username = ${MLFLOW_AUTH_ADMIN_USERNAME:-admin}
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+auth_cache_ttl_seconds = ${MLFLOW_AUTH_CACHE_TTL_S:-60}
 EOF
     fi
     export MLFLOW_AUTH_CONFIG_PATH="$DATA_DIR/basic_auth.ini"

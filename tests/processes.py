@@ -285,8 +285,9 @@ def finish_study(process: subprocess.Popen, tmp_path: Path, expected_status: int
 
 
 def run_study(tmp_path: Path, space: str, *args: str, tracking_uri: str | None = None, expected_status: int = 0,
-              env: dict[str, str] | None = None) -> None:
-    finish_study(start_study(tmp_path, space, *args, tracking_uri=tracking_uri, env=env), tmp_path, expected_status)
+              env: dict[str, str] | None = None, timeout: float = 300) -> None:
+    finish_study(start_study(tmp_path, space, *args, tracking_uri=tracking_uri, env=env), tmp_path, expected_status,
+                 timeout)
 
 
 def study_runs(client: MlflowClient, experiment: str = "study"):
@@ -315,3 +316,25 @@ def tune_results(tmp_path: Path) -> dict[str, list[dict]]:
         if lines:
             results[lines[0]["trial_id"]] = lines
     return results
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str]:
+    """deploy/postgres_server.sh on a free port in a folder the user postgres can reach; yields its backend URI.
+    Skips the calling test where PostgreSQL's server programs or psycopg2 are not installed."""
+    import pytest
+
+    if not any(Path(p).exists() for p in ["/usr/lib/postgresql", *(shutil.which("pg_ctl") or "",)] if p):
+        pytest.skip("PostgreSQL's server programs are not installed (apt-get install postgresql; .ci/run does)")
+    pytest.importorskip("psycopg2", reason="a PostgreSQL backend needs psycopg2-binary")
+    folder = tempfile.mkdtemp(prefix="pg", dir="/tmp")  # not under pytest's tmp: closed to the user postgres
+    os.chmod(folder, 0o755)
+    script = str(ROOT / "deploy" / "postgres_server.sh")
+    started = subprocess.run(["bash", script, "start", folder, str(free_port())], capture_output=True, text=True,
+                             timeout=120)
+    assert started.returncode == 0, started.stderr[-3000:]
+    try:
+        yield started.stdout.strip()
+    finally:
+        subprocess.run(["bash", script, "stop", folder], capture_output=True, timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
