@@ -60,7 +60,9 @@ def trial_outcomes(results) -> list[TrialOutcome]:
             status, reason = names.ERRORED, error_reason(str(result.error))
         elif names.ERROR in metrics:
             status, reason = names.ERRORED, str(metrics[names.ERROR])
-        elif not metrics.get("done"):
+        elif not (metrics.get("done") or metrics.get(names.DONE_TRAINING)):
+            # Tune's `done` alone is not enough: a trial that finished after the last snapshot of a driver that
+            # died (scancel takes the Ray nodes down with it) comes back from that snapshot without it
             status = names.RUNNING
         else:
             status = trial_status(metrics, errored=False)

@@ -159,17 +159,36 @@ def _spool_dir(storage: str, run_name: str) -> str:
 def run_study(settings: StudySettings) -> int:
     """Run (or resume) the study; returns the exit status (study.outcome.EXIT_STATUSES)."""
     import signal
+    import threading
 
     from mlflow.tracking import MlflowClient
 
     from study.dataset_input import training_data
     from study.tracking import PENDING_FILE, get_or_create_experiment
 
-    # Batch schedulers stop jobs with SIGTERM: let Tune treat it like Ctrl-C (save state, stop trials).
-    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     space, parent = settings.space, settings.resume_parent
     client = MlflowClient(settings.tracking_uri)
     experiment_id = get_or_create_experiment(client, settings.experiment, settings.tracking_uri)
+    parent_run_id = None
+
+    def stop_on_sigterm(*_) -> None:
+        """Batch schedulers stop jobs with SIGTERM: Tune treats it like Ctrl-C (stop the trials, save its state).
+        The parent is marked interrupted first: a scheduler that signals every process of the job at once
+        (`scancel`) takes the Ray nodes down too, and the driver dies with them before Tune returns."""
+        def mark() -> None:
+            try:
+                MlflowClient(settings.tracking_uri).set_tag(parent_run_id, names.STATUS_TAG, names.INTERRUPTED)
+            except Exception:  # noqa: BLE001 - the store is away: the normal path below tries again
+                pass
+
+        if parent_run_id is not None:
+            # in a thread of its own: the signal may have cut into a write of this thread that holds the store
+            marking = threading.Thread(target=mark, daemon=True)
+            marking.start()
+            marking.join(5)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     if parent is not None:
         parent_run_id = parent.info.run_id
         run_path, spool_dir = parent.data.params["tune_run_path"], parent.data.params["spool_dir"]

@@ -125,6 +125,8 @@ class MlflowStudyCallback(Callback):
         self.settings = settings
         self.spool_dir = spool_dir  # pending writes and the artifacts they need
         self.training_data = training_data  # each child run's dataset input (study.dataset_input)
+        # True while this is the driver that started the study: no child run can exist that it did not create
+        self._fresh = True
         self._reset()
 
     def _reset(self) -> None:
@@ -134,12 +136,14 @@ class MlflowStudyCallback(Callback):
         self._run_ids: dict[str, str] = {}
         self._logged_step: dict[str, int] = {}
         self._last_result: dict[str, dict] = {}
+        self._create_attempted: set[str] = set()
 
     # Tune pickles callbacks with the experiment state; the client and queue are rebuilt after.
     def __getstate__(self):
         state = self.__dict__.copy()
-        for key in ("_client", "queue", "_run_ids", "_logged_step", "_last_result"):
+        for key in ("_client", "queue", "_run_ids", "_logged_step", "_last_result", "_create_attempted"):
             state.pop(key)
+        state["_fresh"] = False  # unpickled by a resumed driver: child runs of earlier drivers may exist
         return state
 
     def __setstate__(self, state):
@@ -164,7 +168,7 @@ class MlflowStudyCallback(Callback):
 
     # --- applying one write ------------------------------------------------------------------
     def _apply(self, op: dict) -> None:
-        from mlflow.entities import Metric, Param
+        from mlflow.entities import Metric, Param, RunTag
 
         trial_id, kind = op["trial_id"], op["kind"]
         if kind == "create":
@@ -180,9 +184,8 @@ class MlflowStudyCallback(Callback):
             metrics = [Metric(k, v, op["timestamp"], op["step"]) for k, v in op["metrics"].items()]
             self.client.log_batch(run_id, metrics=metrics)
             self._logged_step[trial_id] = op["step"]
-        elif kind == "tags":
-            for key, value in op["tags"].items():
-                self.client.set_tag(run_id, key, value)
+        elif kind == "tags":  # one request, not one per tag
+            self.client.log_batch(run_id, tags=[RunTag(key, str(value)) for key, value in op["tags"].items()])
         elif kind == "artifact":
             if not Path(op["path"]).exists():
                 return  # uploaded (and removed) before the driver stopped
@@ -211,7 +214,11 @@ class MlflowStudyCallback(Callback):
         """The trial's child run: found again after a retry or `--resume`, created otherwise."""
         from mlflow.entities import Param
 
-        if trial_id in self._run_ids or self._find_child_run(trial_id) is not None:
+        # Search the store only where the run may exist without this process knowing it: a resumed driver, or
+        # a create an outage cut short. A search per new trial would cost O(runs in the experiment) each: the
+        # study's MLflow time would grow with the square of its trials (bench/study_scale.py).
+        may_exist = not getattr(self, "_fresh", False) or trial_id in self._create_attempted
+        if trial_id in self._run_ids or (may_exist and self._find_child_run(trial_id) is not None):
             run_id = self._run_ids[trial_id]
             # an outage may have cut a create between the run and its parameters; PBT's changed values stay as logged
             run = self.client.get_run(run_id)
@@ -223,6 +230,7 @@ class MlflowStudyCallback(Callback):
             self.client.set_tag(run_id, names.STATUS_TAG, names.RUNNING)
             self.client.update_run(run_id, status="RUNNING")
             return
+        self._create_attempted.add(trial_id)
         run = self.client.create_run(
             self.experiment_id,
             run_name=run_name,

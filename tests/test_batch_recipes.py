@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from mlflow.tracking import MlflowClient
 
-from processes import ROOT, free_port, ray_nodes, study_runs, tiny_space, wait_for
+from processes import ROOT, free_port, ray_nodes, study_runs, tiny_space, tune_results, wait_for
 from test_fault_tolerance import assert_complete_histories
 
 pytestmark = pytest.mark.slow  # starts Ray clusters and runs studies
@@ -71,3 +71,31 @@ def test_a_submitted_study_streams_its_logs_completes_and_lands_in_mlflow(job_se
     assert parent.data.tags["gan_study.status"] == "completed" and len(children) == 2
     for child in children:
         assert_complete_histories(client, child, list(range(50, 201, 50)))
+
+
+def test_a_stopped_job_leaves_an_interrupted_study_that_a_resubmitted_job_completes(job_server, tmp_path):
+    # three trials one after the other, the job stopped while the second one trains
+    space = tiny_space(tmp_path, steps=2000, eval_every=100, seeds=3)
+    job = submit(job_server, tmp_path, space, "--max-concurrent", "1")
+    wait_for(lambda: len(tune_results(tmp_path)) == 2 and min(len(r) for r in tune_results(tmp_path).values()) >= 2,
+             240, "the second trial's second evaluation", interval=1)
+    ray_job(job_server, "stop", job)  # waits until the job has stopped
+    logs = ray_job(job_server, "logs", job)
+    assert status(job_server, job) == "STOPPED", logs[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (parent,), children = study_runs(client)
+    assert parent.data.tags["gan_study.status"] == "interrupted", logs[-3000:]
+    finished = {c.data.tags["gan_study.trial_id"]: len(tune_results(tmp_path)[c.data.tags["gan_study.trial_id"]])
+                for c in children if c.data.tags["gan_study.status"] == "completed"}
+    assert len(finished) == 1, logs[-3000:]
+
+    resumed = submit(job_server, tmp_path, space, "--max-concurrent", "1", "--resume")
+    logs = ray_job(job_server, "logs", "--follow", resumed)
+    assert status(job_server, resumed) == "SUCCEEDED", logs[-3000:]
+    (resumed_parent,), children = study_runs(client)
+    assert resumed_parent.info.run_id == parent.info.run_id
+    assert resumed_parent.data.tags["gan_study.status"] == "completed" and len(children) == 3
+    for child in children:
+        assert_complete_histories(client, child, list(range(100, 2001, 100)))
+    after = tune_results(tmp_path)
+    assert all(len(after[trial]) == count for trial, count in finished.items())  # not run again

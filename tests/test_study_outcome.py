@@ -2,6 +2,7 @@
 errored trials' MLflow runs, run names and configuration ids, the parent's description, resource checks."""
 import json
 import math
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from study.checkpoints import CheckpointRefused
 from study.cluster import ResourcesUnavailable, TrialResources, check_trial_fits
 from study.description import MAX_DESCRIPTION_CHARS, BestTrial, ReportLink, study_description
 from study.errors import error_reason, will_recur
-from study.outcome import (EXIT_COMPLETED, EXIT_FAILED, EXIT_SOME_ERRORED, best_trial, final_draws, score_protocol,
+from study.outcome import (EXIT_COMPLETED, finished_count, EXIT_FAILED, EXIT_SOME_ERRORED, best_trial, final_draws, score_protocol,
                            study_outcome, trial_outcomes, trial_score)
 from study.run_names import config_id, naming_parameters, trial_run_name
 from study.space import load_space
@@ -148,6 +149,10 @@ def test_no_finished_trial_means_failed_and_exit_1():
     # a trial cut off by an interruption is neither finished nor errored
     cut = trial_outcomes([result("a", "running")])
     assert cut[0].status == names.RUNNING and study_outcome(cut, interrupted=True).exit_status == 130
+    # a trial that trained to its budget is finished even where Tune's `done` is missing (a snapshot taken
+    # before its end, restored after its driver died)
+    restored = trial_outcomes([result("a", None, **{names.DONE_TRAINING: True})])
+    assert restored[0].status == names.COMPLETED and finished_count(restored) == 1
 
 
 # --- run names and configuration ids -------------------------------------------------------------------
@@ -343,3 +348,31 @@ def test_a_cluster_that_can_grow_or_wait_for_resources_waits_with_one_line(monke
     (tmp_path / "ray_bootstrap_config.yaml").write_text(json.dumps({"cluster_name": "gpus", "max_workers": 4}))
     grows = check_trial_fits(TrialResources(1, 1), wait=False, nodes=[{"CPU": 8.0}])
     assert "waiting for the autoscaler to add a node" in grows and "ray_bootstrap_config.yaml" in grows
+
+
+def test_a_create_cut_short_by_an_outage_is_found_again_not_duplicated(tracked):
+    client, callback = tracked
+    real_log_batch, failed = callback.client.log_batch, []
+
+    def log_batch_after_an_outage(run_id, **kwargs):  # the run was created, then the store went away
+        if not failed:
+            failed.append(run_id)
+            raise ConnectionError("store went away")
+        return real_log_batch(run_id, **kwargs)
+
+    callback.client.log_batch = log_batch_after_an_outage
+    trial = fake_trial("cut", 32)
+    callback.on_trial_start(0, [], trial)  # the queue keeps the create after the failure
+    callback._run_ids.clear()  # as if the response carrying the run id had been lost too
+    callback.queue.flush(force=True)
+    runs = client.search_runs([callback.experiment_id], f"tags.`{names.TRIAL_ID_TAG}` = 'cut'")
+    assert [run.info.run_id for run in runs] == failed and runs[0].data.params  # one run, with its parameters
+
+
+def test_a_resumed_driver_finds_the_runs_an_earlier_driver_created(tracked):
+    client, callback = tracked
+    callback.on_trial_start(0, [], fake_trial("early", 32))
+    resumed = pickle.loads(pickle.dumps(callback))  # how Tune brings the callback back on --resume
+    resumed.on_trial_start(0, [], fake_trial("early", 32))  # e.g. the trial that was running, started again
+    runs = client.search_runs([callback.experiment_id], f"tags.`{names.TRIAL_ID_TAG}` = 'early'")
+    assert len(runs) == 1
