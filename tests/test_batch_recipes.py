@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from processes import ROOT, free_port, ray_nodes, study_runs, tiny_space, tune_results, wait_for
-from test_fault_tolerance import assert_complete_histories
+from test_fault_tolerance import assert_complete_histories, assert_resumed_to_completion
 
 pytestmark = pytest.mark.slow  # starts Ray clusters and runs studies
 
@@ -92,10 +92,5 @@ def test_a_stopped_job_leaves_an_interrupted_study_that_a_resubmitted_job_comple
     resumed = submit(job_server, tmp_path, space, "--max-concurrent", "1", "--resume")
     logs = ray_job(job_server, "logs", "--follow", resumed)
     assert status(job_server, resumed) == "SUCCEEDED", logs[-3000:]
-    (resumed_parent,), children = study_runs(client)
-    assert resumed_parent.info.run_id == parent.info.run_id
-    assert resumed_parent.data.tags["gan_study.status"] == "completed" and len(children) == 3
-    for child in children:
-        assert_complete_histories(client, child, list(range(100, 2001, 100)))
-    after = tune_results(tmp_path)
-    assert all(len(after[trial]) == count for trial, count in finished.items())  # not run again
+    assert_resumed_to_completion(client, parent, "study", 3, list(range(100, 2001, 100)), finished,
+                                 tune_results(tmp_path))

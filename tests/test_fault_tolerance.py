@@ -33,6 +33,18 @@ def assert_complete_histories(client, child, steps: list[int]) -> None:
         assert steps_of(client, child.info.run_id, metric) == steps, (child.data.tags["gan_study.trial_id"], metric)
 
 
+def assert_resumed_to_completion(client, parent, experiment: str, trials: int, steps: list[int],
+                                 finished_before: dict[str, int], results_after: dict[str, list[dict]]) -> None:
+    """The resumed study continued `parent` to `completed`: one child per trial with every evaluation step once,
+    and the trials that had finished before (trial id → their count of Tune results) were not run again."""
+    (resumed_parent,), children = study_runs(client, experiment)
+    assert resumed_parent.info.run_id == parent.info.run_id
+    assert resumed_parent.data.tags["gan_study.status"] == "completed" and len(children) == trials
+    for child in children:
+        assert_complete_histories(client, child, steps)
+    assert all(len(results_after[trial]) == count for trial, count in finished_before.items())
+
+
 def test_a_killed_trial_worker_is_retried_from_its_last_checkpoint(cluster, tmp_path):
     space = tiny_space(tmp_path, steps=600, eval_every=20)
     driver = start_study(tmp_path, space, "--address", cluster, "--max-failures", "2")

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from processes import ROOT, free_port, study_runs, tiny_space, wait_for
 from slurm_cluster import slurm_cluster
-from test_fault_tolerance import assert_complete_histories
+from test_fault_tolerance import assert_complete_histories, assert_resumed_to_completion
 
 pytestmark = pytest.mark.slow
 
@@ -98,10 +98,4 @@ def test_scancel_leaves_an_interrupted_study_that_resume_completes(slurm, tmp_pa
     state = wait_until_ended(slurm, resumed)
     log = log_of(tmp_path, resumed)
     assert state["JobState"] == "COMPLETED" and state["ExitCode"] == "0:0", log[-3000:]
-    (resumed_parent,), children = study_runs(client, "tiny")
-    assert resumed_parent.info.run_id == parent.info.run_id
-    assert resumed_parent.data.tags["gan_study.status"] == "completed" and len(children) == 3
-    for child in children:
-        assert_complete_histories(client, child, list(range(100, 2001, 100)))
-    after = results(tmp_path)
-    assert all(len(after[trial]) == count for trial, count in finished.items())  # not run again
+    assert_resumed_to_completion(client, parent, "tiny", 3, list(range(100, 2001, 100)), finished, results(tmp_path))
