@@ -169,7 +169,7 @@ def run_study(settings: StudySettings) -> int:
     space, parent = settings.space, settings.resume_parent
     client = MlflowClient(settings.tracking_uri)
     experiment_id = get_or_create_experiment(client, settings.experiment, settings.tracking_uri)
-    parent_run_id = None
+    parent_run_id, fitting = None, threading.Event()
 
     def stop_on_sigterm(*_) -> None:
         """Batch schedulers stop jobs with SIGTERM: Tune treats it like Ctrl-C (stop the trials, save its state).
@@ -181,7 +181,7 @@ def run_study(settings: StudySettings) -> int:
             except Exception:  # noqa: BLE001 - the store is away: the normal path below tries again
                 pass
 
-        if parent_run_id is not None:
+        if fitting.is_set():  # not once the study has ended and logged its own status
             # in a thread of its own: the signal may have cut into a write of this thread that holds the store
             marking = threading.Thread(target=mark, daemon=True)
             marking.start()
@@ -213,7 +213,9 @@ def run_study(settings: StudySettings) -> int:
     if not settings.verbose:
         quiet_tune()
     started = time.time()
+    fitting.set()
     results = tuner.fit()
+    fitting.clear()
     elapsed = time.time() - started
     outcomes = trial_outcomes(results)
     outcome = study_outcome(outcomes, interrupted=finished_count(outcomes) < space.trial_count())
