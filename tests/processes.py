@@ -303,10 +303,10 @@ def steps_of(client: MlflowClient, run_id: str, metric: str) -> list[int]:
     return [m.step for m in sorted(history, key=lambda m: (m.timestamp, m.step))]
 
 
-def tune_results(tmp_path: Path) -> dict[str, list[dict]]:
-    """Tune's result.json lines of every trial under --storage-path, by trial id."""
+def tune_results(tmp_path: Path, storage: str = "ray") -> dict[str, list[dict]]:
+    """Tune's result.json lines of every trial under --storage-path (tmp_path/`storage`), by trial id."""
     results = {}
-    for path in (tmp_path / "ray").glob("*/*/result.json"):
+    for path in (tmp_path / storage).glob("*/*/result.json"):
         lines = []
         for line in path.read_text().splitlines():
             try:
@@ -324,7 +324,7 @@ def postgres_server() -> Iterator[str]:
     Skips the calling test where PostgreSQL's server programs or psycopg2 are not installed."""
     import pytest
 
-    if not any(Path(p).exists() for p in ["/usr/lib/postgresql", *(shutil.which("pg_ctl") or "",)] if p):
+    if not (Path("/usr/lib/postgresql").exists() or shutil.which("pg_ctl")):
         pytest.skip("PostgreSQL's server programs are not installed (apt-get install postgresql; .ci/run does)")
     pytest.importorskip("psycopg2", reason="a PostgreSQL backend needs psycopg2-binary")
     folder = tempfile.mkdtemp(prefix="pg", dir="/tmp")  # not under pytest's tmp: closed to the user postgres

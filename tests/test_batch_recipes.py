@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from processes import ROOT, free_port, ray_nodes, study_runs, tiny_space, tune_results, wait_for
-from test_fault_tolerance import assert_complete_histories, assert_resumed_to_completion
+from test_fault_tolerance import assert_complete_histories, assert_resumed_to_completion, completed_trials
 
 pytestmark = pytest.mark.slow  # starts Ray clusters and runs studies
 
@@ -85,8 +85,7 @@ def test_a_stopped_job_leaves_an_interrupted_study_that_a_resubmitted_job_comple
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     (parent,), children = study_runs(client)
     assert parent.data.tags["gan_study.status"] == "interrupted", logs[-3000:]
-    finished = {c.data.tags["gan_study.trial_id"]: len(tune_results(tmp_path)[c.data.tags["gan_study.trial_id"]])
-                for c in children if c.data.tags["gan_study.status"] == "completed"}
+    finished = completed_trials(children, tune_results(tmp_path))
     assert len(finished) == 1, logs[-3000:]
 
     resumed = submit(job_server, tmp_path, space, "--max-concurrent", "1", "--resume")

@@ -33,6 +33,12 @@ def assert_complete_histories(client, child, steps: list[int]) -> None:
         assert steps_of(client, child.info.run_id, metric) == steps, (child.data.tags["gan_study.trial_id"], metric)
 
 
+def completed_trials(children, results: dict[str, list[dict]]) -> dict[str, int]:
+    """Trial id → its count of Tune results, for the child runs that ended `completed`."""
+    return {child.data.tags["gan_study.trial_id"]: len(results[child.data.tags["gan_study.trial_id"]])
+            for child in children if child.data.tags["gan_study.status"] == "completed"}
+
+
 def assert_resumed_to_completion(client, parent, experiment: str, trials: int, steps: list[int],
                                  finished_before: dict[str, int], results_after: dict[str, list[dict]]) -> None:
     """The resumed study continued `parent` to `completed`: one child per trial with every evaluation step once,

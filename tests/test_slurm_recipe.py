@@ -2,7 +2,6 @@
 `sbatch` runs the study to completion; `scancel` leaves an `interrupted` parent run that `RESUME=1 sbatch`
 completes without rerunning the finished trial. The recipe is submitted as a user would, with sbatch options
 overriding its #SBATCH lines (one node, this machine's CPUs, no GPUs)."""
-import json
 import os
 import subprocess
 import sys
@@ -11,9 +10,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from processes import ROOT, free_port, study_runs, tiny_space, wait_for
+from processes import ROOT, free_port, study_runs, tiny_space, tune_results, wait_for
 from slurm_cluster import slurm_cluster
-from test_fault_tolerance import assert_complete_histories, assert_resumed_to_completion
+from test_fault_tolerance import assert_complete_histories, assert_resumed_to_completion, completed_trials
 
 pytestmark = pytest.mark.slow
 
@@ -51,12 +50,7 @@ def wait_until_ended(slurm: dict[str, str], job: str, timeout: float = 420) -> d
 
 def results(tmp_path: Path) -> dict[str, list[dict]]:
     """Tune's result lines of every trial under the recipe's storage ($SHARED/ray_results), by trial id."""
-    found = {}
-    for path in (tmp_path / "ray_results").glob("*/*/result.json"):
-        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip().endswith("}")]
-        if lines:
-            found[lines[0]["trial_id"]] = lines
-    return found
+    return tune_results(tmp_path, "ray_results")
 
 
 def log_of(tmp_path: Path, job: str) -> str:
@@ -90,8 +84,7 @@ def test_scancel_leaves_an_interrupted_study_that_resume_completes(slurm, tmp_pa
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     (parent,), children = study_runs(client, "tiny")
     assert parent.data.tags["gan_study.status"] == "interrupted", log[-3000:]
-    finished = {c.data.tags["gan_study.trial_id"]: len(results(tmp_path)[c.data.tags["gan_study.trial_id"]])
-                for c in children if c.data.tags["gan_study.status"] == "completed"}
+    finished = completed_trials(children, results(tmp_path))
     assert len(finished) == 1, log[-3000:]
 
     resumed = sbatch(slurm, tmp_path, space, CPUS_PER_TRIAL=str(os.cpu_count()), RESUME="1")
