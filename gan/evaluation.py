@@ -2,7 +2,9 @@
 
 Each metric function takes an `EvaluationInputs` and returns {name: value}. The inputs hold
 the generated samples, the reference split and D's outputs on both, computed once; classifier
-features and probabilities are computed lazily and shared by every metric that needs them.
+features and probabilities are computed lazily and shared by every metric that needs them. Samples,
+features and the metric arithmetic stay on the trial's device; the reference splits are copied there
+once per process.
 
 During training the reference is the validation split (Parzen's sigma is chosen and scored on
 it: a tracking signal). The final evaluation follows the papers' protocols: reference = the test
@@ -46,11 +48,35 @@ FINAL_MODES_SAMPLES = MODES_PROTOCOL_SAMPLES  # 26,000: VEEGAN's and PacGAN's mo
 MODES_CHUNK = 1000  # samples beyond `fake` are drawn, labelled and dropped this many at a time
 
 
-# Classifier features of reference splits (validation, test), kept between evaluations: the classifier is frozen
-# and a trial worker evaluates against the same splits every time. Key: (id(model), id(images)); the entry holds
-# both objects, so neither id can be reused by another object while it is cached.
-_REFERENCE_FEATURES: dict[tuple[int, int], tuple[object, object, np.ndarray]] = {}
-_REFERENCE_FEATURES_KEPT = 4
+# What the reference splits (validation, test) give, kept between evaluations: a trial worker evaluates against
+# the same splits with the same frozen classifier every time, so their copies on the trial's device, their
+# classifier features and pixel statistics are made once per process. Key: the kind of value, the ids of the
+# objects it derives from, the device; the entry holds those objects, so no id can be reused while it is kept.
+_KEPT: dict[tuple, tuple[tuple[object, ...], object]] = {}
+_KEPT_MAX = 8
+
+
+def _kept(kind: str, sources: tuple, device: torch.device, compute: Callable[[], object]):
+    """compute(), once per process for each (kind, sources, device); the oldest entry goes beyond _KEPT_MAX."""
+    key = (kind, *(id(source) for source in sources), str(device))
+    entry = _KEPT.get(key)
+    if entry is None or any(kept is not source for kept, source in zip(entry[0], sources)):
+        while len(_KEPT) >= _KEPT_MAX:
+            _KEPT.pop(next(iter(_KEPT)))
+        entry = _KEPT[key] = (sources, compute())
+    return entry[1]
+
+
+def on_device(images, device: torch.device):
+    """A split's images on `device`, copied there once per process (on their own device: the images themselves)."""
+    return _kept("images", (images,), device, lambda: images.to(device))
+
+
+def _reference_features(model, images) -> torch.Tensor:
+    """N x (G·F) classifier features of a reference split, on the classifier's device, once per process."""
+    device = next(model.parameters()).device
+    return _kept("features", (model, images), device,
+                 lambda: extract_features(channel_features(model), on_device(images, device), device=device))
 
 
 @dataclass
@@ -72,31 +98,36 @@ class EvaluationInputs:
     def d_train(self) -> torch.Tensor:
         return self.d_on_training_reals()
 
-    def _features(self, images: torch.Tensor) -> np.ndarray:
-        """N x (G·F) classifier features; G = 3 for Stacked MNIST (the digit classifier on each channel)."""
+    @property
+    def device(self) -> torch.device:
+        """Where the samples are, the trainer's device: the metrics run there."""
+        return self.fake.device
+
+    @property
+    def reference_images(self):
+        """The reference split's images on `device`, copied once per process."""
+        return on_device(self.reference.images, self.device)
+
+    @property
+    def validation_images(self):
+        return on_device(self.validation.images, self.device)
+
+    @cached_property
+    def fake_features(self) -> torch.Tensor:
+        """N x (G·F) float64 classifier features on the classifier's device; G = 3 for Stacked MNIST (the digit
+        classifier on each channel)."""
         model = self.classifier.model
-        return extract_features(channel_features(model), images, device=next(model.parameters()).device)
+        return extract_features(channel_features(model), self.fake, device=next(model.parameters()).device)
 
     @cached_property
-    def fake_features(self) -> np.ndarray:
-        return self._features(self.fake)
-
-    @cached_property
-    def reference_features(self) -> np.ndarray:
+    def reference_features(self) -> torch.Tensor:
         """The reference split's features, computed once per process for each (classifier, split) pair."""
-        key = (id(self.classifier.model), id(self.reference.images))
-        cached = _REFERENCE_FEATURES.get(key)
-        if cached is None or cached[0] is not self.classifier.model or cached[1] is not self.reference.images:
-            while len(_REFERENCE_FEATURES) >= _REFERENCE_FEATURES_KEPT:
-                _REFERENCE_FEATURES.pop(next(iter(_REFERENCE_FEATURES)))
-            cached = _REFERENCE_FEATURES[key] = (self.classifier.model, self.reference.images,
-                                                 self._features(self.reference.images))
-        return cached[2]
+        return _reference_features(self.classifier.model, self.reference.images)
 
     @cached_property
     def fake_channel_probabilities(self) -> torch.Tensor:
         """N x G x K class probabilities of each channel group, from the cached features by the head alone."""
-        return channel_probabilities(self.classifier.model, torch.from_numpy(self.fake_features))
+        return channel_probabilities(self.classifier.model, self.fake_features)
 
     @property
     def fake_probabilities(self) -> torch.Tensor:
@@ -122,9 +153,9 @@ MetricFunction = Callable[[EvaluationInputs], dict[str, float]]
 
 def pixel_fd(inputs: EvaluationInputs) -> dict[str, float]:
     """Fréchet distance between Gaussians fitted to raw pixels ([0, 1] scale) of samples and reference."""
-    fake = inputs.fake.flatten(1).double().cpu().numpy()
-    real = inputs.reference.images.flatten(1).double().cpu().numpy()
-    return {names.PIXEL_FD: frechet_distance_fast(*gaussian_statistics(fake), *gaussian_statistics(real))}
+    real_statistics = _kept("pixel statistics", (inputs.reference.images,), inputs.device,
+                            lambda: gaussian_statistics(inputs.reference_images.flatten(1)))
+    return {names.PIXEL_FD: frechet_distance_fast(*gaussian_statistics(inputs.fake.flatten(1)), *real_statistics)}
 
 
 def classifier_fid(inputs: EvaluationInputs) -> dict[str, float]:
@@ -134,7 +165,7 @@ def classifier_fid(inputs: EvaluationInputs) -> dict[str, float]:
 
 def parzen(inputs: EvaluationInputs) -> dict[str, float]:
     """Parzen-window log-likelihood of the reference split, nats, sigma chosen on the validation split."""
-    result = parzen_protocol(inputs.fake, inputs.validation.images, inputs.reference.images)
+    result = parzen_protocol(inputs.fake, inputs.validation_images, inputs.reference_images)
     return {names.PARZEN: result.mean, names.PARZEN_SEM: result.standard_error, names.PARZEN_SIGMA: result.sigma}
 
 
@@ -249,7 +280,7 @@ def evaluate(trainer, reference: Split, validation: Split, metrics, num_samples:
         fake=fake,
         reference=reference,
         validation=validation,
-        d_real=trainer.discriminator_probabilities(reference.images),
+        d_real=trainer.discriminator_probabilities(on_device(reference.images, fake.device)),
         d_fake=trainer.discriminator_probabilities(fake),
         classifier=classifier,
         num_classes=num_classes,
@@ -261,8 +292,10 @@ def evaluate(trainer, reference: Split, validation: Split, metrics, num_samples:
     values: dict[str, float] = {}
     for metric in metrics:
         values.update(METRICS[metric].function(inputs))
-    if inception is not None:
-        values[names.FID_INCEPTION] = fid(inception.reference(reference.images), inception(fake))
+    if inception is not None:  # the reference's Inception features moved to the samples' device once
+        reference_features = _kept("inception features", (inception, reference.images), fake.device,
+                                   lambda: torch.as_tensor(inception.reference(reference.images), device=fake.device))
+        values[names.FID_INCEPTION] = fid(reference_features, inception(fake))
     return {name: float(value) for name, value in values.items()}
 
 
@@ -302,13 +335,13 @@ def balance_regime(metrics: dict[str, float], diverged: bool, num_classes: int, 
 
 # --- reference rows: what real data scores on the same metrics -------------------------------------
 def noise_fid(test_images: torch.Tensor, classifier: TrainedClassifier, seed: int = 0,
-              test_features: np.ndarray | None = None) -> float:
+              test_features: torch.Tensor | np.ndarray | None = None) -> float:
     """FID(test split, uniform noise images of its shape): the score of a useless generator (a study's
     reference row, and gan.outcome's yardstick of failure)."""
     model = classifier.model
     device = next(model.parameters()).device
     if test_features is None:
-        test_features = extract_features(channel_features(model), test_images, device=device)
+        test_features = _reference_features(model, test_images)
     noise = torch.rand(test_images.shape, generator=torch.Generator().manual_seed(seed))
     return float(fid(test_features, extract_features(channel_features(model), noise, device=device)))
 
@@ -340,8 +373,8 @@ def reference_scores(splits, classifier: TrainedClassifier | None, max_centres: 
     if classifier is not None:
         model = classifier.model
         device = next(model.parameters()).device
-        features = {name: extract_features(channel_features(model), images, device=device) for name, images in (
-            ("train", train), ("test", splits.test.images))}
+        features = {"train": extract_features(channel_features(model), train, device=device),
+                    "test": _reference_features(model, splits.test.images)}
         scores.update({names.FID_TRAIN_TEST: fid(features["train"], features["test"]),
                        names.FID_TEST_NOISE: noise_fid(splits.test.images, classifier, seed, features["test"]),
                        names.CLASSIFIER_TEST_ACCURACY: classifier.test_accuracy})
@@ -372,7 +405,7 @@ def _real_channel_labels(splits, model, num_images: int, seed: int) -> torch.Ten
 def _labels_per_channel(model, images: torch.Tensor) -> torch.Tensor:
     """N x G classifier labels: the digit classifier's argmax on each channel group of each image."""
     features = extract_features(channel_features(model), images, device=next(model.parameters()).device)
-    return channel_probabilities(model, torch.from_numpy(features)).argmax(dim=2)
+    return channel_probabilities(model, features).argmax(dim=2)
 
 
 class _Gather:

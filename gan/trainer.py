@@ -7,6 +7,7 @@ index with the trainer's own random generator, so a run is a pure function of it
 from __future__ import annotations
 
 import copy
+import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -37,6 +38,17 @@ class TrainingStats:
     diverged: bool
 
 
+def stream_seed(seed: int, stream: str) -> int:
+    """The seed of a run's named random stream: a hash of (seed, stream), so it shares its sequence neither with
+    the run's sampling generator (seeded with `seed`) nor with another trial's (seed + 1 would be trial 1's seed)."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{stream}".encode()).digest()[:8], "little") >> 1
+
+
+def _rng_state_on_cpu(state: torch.Tensor) -> torch.Tensor:
+    """Generators take their state only as a CPU byte tensor; a state dict mapped to a GPU holds it there."""
+    return state.to(device="cpu", dtype=torch.uint8)
+
+
 def _make_optimizer(config: GanConfig, params, lr: float, device: torch.device) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
         # fused kernels on CUDA; foreach elsewhere
@@ -50,13 +62,18 @@ class GanTrainer:
         self.config = config
         self.device = torch.device(device)
         self.image_shape = tuple(train_images.shape[1:])
-        # Model init and dropout draw from torch's global generator: seed it for init, then keep a
-        # private copy of its state that `train` swaps in, so trainers never disturb one another.
+        # Model init draws from torch's global CPU generator: seed it (only it: torch.manual_seed would reseed
+        # every GPU's generator too, for good) and restore it after.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
+            torch.default_generator.manual_seed(config.seed)
             generator, discriminator = build_gan(config, self.image_shape)
-            self._dropout_rng_state = torch.get_rng_state()
-            self._dropout_cuda_rng_state = None
+        # Dropout draws from the global generator of its device; `train` swaps these private states in, so trainers
+        # never disturb one another. Their own seed: from `config.seed` itself (the CPU generator after init, or a
+        # GPU's at offset 0) dropout would reuse the numbers behind self.rng's minibatch indices and noise.
+        dropout_seed = stream_seed(config.seed, "dropout")
+        self._dropout_rng_state = torch.Generator().manual_seed(dropout_seed).get_state()
+        self._dropout_cuda_rng_state = (torch.Generator(device=self.device).manual_seed(dropout_seed).get_state()
+                                        if self.device.type == "cuda" else None)
         if config.g_output_bias == "marginals" and isinstance(generator, MlpGenerator):
             generator.set_output_bias_from_marginals(train_images.float().mean(dim=0))
         self.generator = generator.to(self.device)
@@ -225,7 +242,7 @@ class GanTrainer:
         cuda = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
             torch.set_rng_state(self._dropout_rng_state)
-            if cuda and self._dropout_cuda_rng_state is not None:
+            if cuda:
                 torch.cuda.set_rng_state(self._dropout_cuda_rng_state, self.device)
             while done < num_steps and not self.diverged:
                 chunk = min(DIVERGENCE_CHECK_EVERY, num_steps - done)
@@ -333,6 +350,8 @@ class GanTrainer:
         if self.generator_ema is not None:
             self.generator_ema.load_state_dict(state["generator_ema"])
         self.discriminator.load_state_dict(state["discriminator"])
+        # a state read to the CPU (study.checkpoints) moves to the device here: modules copy into their tensors, and
+        # optimizers move each state tensor to its parameter's device (fused Adam's `step` included)
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         for optimizer, lr in ((self.opt_g, self.config.lr_g), (self.opt_d, self.config.lr_d)):
@@ -342,9 +361,11 @@ class GanTrainer:
                     group["betas"] = (self.config.beta1, self.config.beta2)
                 if "momentum" in group:
                     group["momentum"] = self.config.momentum
-        self.rng.set_state(state["rng"])
-        self._dropout_rng_state = state["dropout_rng"]
-        self._dropout_cuda_rng_state = state["dropout_cuda_rng"] if self.device.type == "cuda" else None
+        self.rng.set_state(_rng_state_on_cpu(state["rng"]))
+        self._dropout_rng_state = _rng_state_on_cpu(state["dropout_rng"])
+        # a CPU run's checkpoint has no GPU dropout state: the trainer's own stream goes on
+        if self.device.type == "cuda" and state["dropout_cuda_rng"] is not None:
+            self._dropout_cuda_rng_state = _rng_state_on_cpu(state["dropout_cuda_rng"])
         self.step = state["step"]
         self.d_steps = state["d_steps"]
         self.diverged = state["diverged"]

@@ -6,6 +6,7 @@ or was stopped early). This module never reads Ray's files and does not import R
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,21 @@ def trial_frame(children: list) -> pd.DataFrame:
     return frame.sort_values("trial_id", kind="stable").reset_index(drop=True)
 
 
+def check_one_classifier(parent, trial_runs: list) -> None:
+    """ReportError when the study's runs were scored by different domain classifiers (their fingerprint tags,
+    gan.metrics.classifier.weights_fingerprint): such FIDs, KIDs and P/R cannot be pooled, nor compared with the
+    reference rows. Runs logged before fingerprints were recorded carry none and are not counted."""
+    tag = names.CLASSIFIER_FINGERPRINT_TAG
+    trials_by_value = Counter(run.data.tags[tag] for run in trial_runs if run.data.tags.get(tag))
+    study_value = parent.data.tags.get(tag)
+    values = sorted(set(trials_by_value) | ({study_value} if study_value else set()))
+    if len(values) > 1:
+        scored = "; ".join(f"{value}: {trials_by_value[value]} trial(s)"
+                           + (" and the study" if value == study_value else "") for value in values)
+        raise ReportError(f"study {parent.info.run_name} ({parent.info.run_id}) was scored by {len(values)} different "
+                          f"classifiers ({scored}): their scores cannot be pooled or compared")
+
+
 def load_study(tracking_uri: str, experiment: str, run_id: str | None = None) -> StudyData:
     try:
         client = connect(tracking_uri, must_exist=True)
@@ -117,8 +133,9 @@ def load_study(tracking_uri: str, experiment: str, run_id: str | None = None) ->
         raise ReportError(str(error)) from None
     parent_id = parent.info.run_id
     children = search_all(client, experiment_id, f"tags.`{names.PARENT_TAG}` = '{parent_id}'")
-    trials = trial_frame([run for run in children
-                          if run.data.tags.get(names.ROLE_TAG, names.ROLE_TRIAL) == names.ROLE_TRIAL])
+    trial_runs = [run for run in children if run.data.tags.get(names.ROLE_TAG, names.ROLE_TRIAL) == names.ROLE_TRIAL]
+    check_one_classifier(parent, trial_runs)
+    trials = trial_frame(trial_runs)
     columns = {name: METRIC_PREFIX + name for name in FID_METRICS}
     present = [name for name, column in columns.items() if column in trials and trials[column].notna().any()]
     if not present:

@@ -29,10 +29,12 @@ def write_checkpoint(directory: str | Path, trainer: GanTrainer) -> None:
     save_image(trainer.sample_grid(), os.path.join(directory, GRID_FILE))
 
 
-def read_trainer_state(directory: str | Path, device: torch.device) -> dict:
+def read_trainer_state(directory: str | Path) -> dict:
+    """The trainer's state on the CPU, whatever device wrote it: `GanTrainer.load_state_dict` moves it to the
+    trainer's device, and takes the random generators' states as the CPU byte tensors they must be."""
     path = Path(directory) / CHECKPOINT_FILE
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         # torch's message is a page of advice; the line that names the offending object is what matters
         # (torch 2.6+: "Unsupported global: GLOBAL x.y", torch 2.15: "unsupported GLOBAL x.y whose module x is blocked")

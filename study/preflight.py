@@ -16,6 +16,13 @@ class UsageError(Exception):
     """A user-caused problem found before the study starts: one line, exit status 2."""
 
 
+def check_gpus_per_trial(gpus_per_trial: float) -> None:
+    """A trial trains on one device: more than one GPU per trial would hold GPUs it never uses."""
+    if gpus_per_trial > 1:
+        raise UsageError(f"gpus_per_trial {gpus_per_trial:g}: a trial runs on one GPU (multi-GPU trials do not exist "
+                         f"yet); use 1, or a fraction such as 0.25 to pack trials onto a GPU")
+
+
 def _tcp_reachable(host: str, port: int, timeout: float = 5.0) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):

@@ -120,10 +120,10 @@ class RayNodes:
 
 @contextlib.contextmanager
 def ray_nodes(head: list[str], workers: list[list[str]] = (), env: dict[str, str] | None = None,
-              port: int | None = None) -> Iterator[RayNodes]:
+              port: int | None = None, worker_envs: list[dict[str, str]] = ()) -> Iterator[RayNodes]:
     """A Ray cluster of `ray start --block` nodes on this machine, the workers joining one at a time;
-    `env` is added to the head's environment, `port` is the head's (default: a free one). Every process
-    a node started is gone afterwards."""
+    `env` is added to the head's environment, `worker_envs[i]` (where given) to worker i's, `port` is the
+    head's (default: a free one). Every process a node started is gone afterwards."""
     import ray
 
     temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")
@@ -152,7 +152,8 @@ def ray_nodes(head: list[str], workers: list[list[str]] = (), env: dict[str, str
             # one at a time: two nodes starting together on one machine can race for the same ports
             for index, args in enumerate(workers):
                 known = set(cluster.node_ids.values())
-                start(f"worker{index}", [f"--address={cluster.address}", *args])
+                start(f"worker{index}", [f"--address={cluster.address}", *args],
+                      worker_envs[index] if index < len(worker_envs) else None)
                 cluster.node_ids[f"worker{index}"] = wait_for(lambda: next(iter(alive() - known), None), 120,
                                                               f"Ray worker {index}")
         finally:

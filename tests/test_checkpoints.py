@@ -38,16 +38,33 @@ def assert_same(a, b, where="state"):
         assert a == b, where
 
 
+MLP = GanConfig(arch="mlp", g_width=16, d_width=16, g_depth=1, d_depth=1, z_dim=8, batch_size=16)  # Adam, dropout RNG
+
+
+def tensors(state):
+    if isinstance(state, torch.Tensor):
+        yield state
+    elif isinstance(state, (dict, list, tuple)):
+        for value in state.values() if isinstance(state, dict) else state:
+            yield from tensors(value)
+
+
+@pytest.mark.parametrize("written_on", ["cpu", "cuda:0"])
 @pytest.mark.parametrize("config", [
-    GanConfig(arch="mlp", g_width=16, d_width=16, g_depth=1, d_depth=1, z_dim=8, batch_size=16),  # Adam, dropout RNG
+    MLP,
     GanConfig(arch="dcgan", g_width=4, d_width=4, z_dim=8, batch_size=16, optimizer="sgd", momentum=0.9),
 ])
-def test_a_trained_trainers_state_round_trips_through_weights_only_loading(tmp_path, config):
+def test_a_trained_trainers_state_round_trips_through_weights_only_loading(tmp_path, config, written_on, monkeypatch):
     trainer = GanTrainer(config, IMAGES)
     trainer.train(3)  # optimizer moments and momentum buffers, advanced RNG states
     trainer.score_history.append((3, 12.5))
-    write_checkpoint(tmp_path, trainer)
-    state = read_trainer_state(tmp_path, torch.device("cpu"))
+    with monkeypatch.context() as patch:
+        # torch.save tags each tensor with its device: tagged cuda:0, the file is what a GPU trainer writes
+        patch.setattr(torch.serialization, "location_tag", lambda storage: written_on)
+        write_checkpoint(tmp_path, trainer)
+    state = read_trainer_state(tmp_path)
+    # read to the CPU whoever wrote it (torch.load would put a GPU's tensors back on a GPU); the trainer moves them
+    assert {tensor.device.type for tensor in tensors(state)} == {"cpu"}
     assert_same(state, trainer.state_dict())
     # and it restores a trainer that continues exactly like the original
     restored = GanTrainer(config, IMAGES)
@@ -66,10 +83,31 @@ def test_a_checkpoint_carrying_a_pickled_object_is_refused_with_a_clear_error(tm
     state["config"]["extra"] = RunsCodeWhenUnpickled()
     torch.save(state, tmp_path / CHECKPOINT_FILE)
     with pytest.raises(CheckpointRefused) as info:
-        read_trainer_state(tmp_path, torch.device("cpu"))
+        read_trainer_state(tmp_path)
     message = str(info.value)
     assert "posix.system" in message or "os.system" in message, message
     assert str(tmp_path / CHECKPOINT_FILE) in message and "refused" in message and "\n" not in message
     # the same file would have run the code with weights_only=False: the refusal is what protects the node
     with pytest.raises(pickle.UnpicklingError):
         torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_a_gpu_trainer_restores_from_its_checkpoint_and_continues_exactly(tmp_path):
+    straight = GanTrainer(MLP, IMAGES, "cuda")  # fused Adam, dropout on the GPU
+    straight.train(6)
+    first_half = GanTrainer(MLP, IMAGES, "cuda")
+    first_half.train(3)
+    write_checkpoint(tmp_path, first_half)
+    resumed = GanTrainer(MLP, IMAGES, "cuda")
+    resumed.load_state_dict(read_trainer_state(tmp_path))
+    for optimizer in (resumed.opt_g, resumed.opt_d):
+        assert {tensor.device.type for tensor in tensors(optimizer.state_dict()["state"])} == {"cuda"}
+    resumed.train(3)
+    assert_same([p.cpu() for p in resumed.generator.parameters()], [p.cpu() for p in straight.generator.parameters()])
+    # a state mapped to the GPU, generators' states included, restores too
+    GanTrainer(MLP, IMAGES, "cuda").load_state_dict(
+        torch.load(tmp_path / CHECKPOINT_FILE, map_location="cuda", weights_only=True))
+    # GPU dropout has its own stream: not the sampling generator's (seed, offset)
+    fresh = GanTrainer(MLP, IMAGES, "cuda").state_dict()
+    assert not torch.equal(fresh["dropout_cuda_rng"], fresh["rng"])

@@ -120,3 +120,26 @@ def test_a_trial_whose_worker_keeps_dying_is_retried_then_errored_with_rays_erro
     assert parent.data.tags["gan_study.status"] == "failed"
     (line,) = driver_lines(tmp_path, "gan-study: every trial errored (1 of 1)")
     assert reason in line
+
+
+def test_a_trial_given_a_gpu_that_cuda_cannot_use_ends_errored_instead_of_training_on_the_cpu(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine's GPU is usable: the trial would train on it")
+    space = space_file(tmp_path, "arch: mlp, g_width: 8, g_depth: 1, d_depth: 1", "  k: {grid: [1]}")
+    # a node that says it has a GPU: Ray hands the trial GPU 0, which CUDA on this machine cannot use
+    with ray_cluster(head=["--num-cpus=2", "--num-gpus=1"]) as address:
+        run_study(tmp_path, space, "--address", address, "--gpus-per-trial", "1", "--max-failures", "2",
+                  expected_status=1)
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (parent,), (child,) = study_runs(client)
+    assert child.data.tags["gan_study.status"] == "errored" and child.data.tags["gan_study.device"] == "cuda"
+    reason = child.data.tags["gan_study.error"]
+    assert reason.startswith("study.errors.GpuUnusableError: Ray gave this trial GPU 0, but CUDA cannot use it: ")
+    assert "torch.cuda.is_available() is false" in reason or "CPU-only" in reason
+    assert child.data.metrics == {}  # nothing trained on the CPU in the GPU's place
+    assert all(len(lines) == 1 for lines in tune_results(tmp_path).values())  # not retried
+    (line,) = driver_lines(tmp_path, "gan-study: every trial errored (1 of 1)")
+    assert "study.errors.GpuUnusableError" in line

@@ -45,7 +45,9 @@ def test_feature_extraction_does_not_depend_on_batch_size(quick_classifier, mnis
     whole = extract_features(quick_classifier.model.features, images, batch_size=1000)
     np.testing.assert_allclose(extract_features(quick_classifier.model.features, images, batch_size=9), whole,
                                rtol=1e-5, atol=1e-6)
-    assert whole.shape == (70, quick_classifier.feature_dim) and whole.dtype == np.float64
+    # float64 on the extractor's device, where the metrics read it
+    assert whole.shape == (70, quick_classifier.feature_dim) and whole.dtype == torch.float64
+    assert whole.device == next(quick_classifier.model.parameters()).device
 
 
 def test_real_data_fid_is_small_next_to_noise(mnist5k, features):

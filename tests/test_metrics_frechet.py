@@ -1,4 +1,6 @@
 """Fréchet distance against closed forms for Gaussians, and the fast path against pytorch-fid's formula."""
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -95,25 +97,60 @@ def test_fast_path_agrees_on_rank_deficient_sample_covariances():
     assert frechet_distance_fast(mu1, sigma1, mu2, sigma2) == pytest.approx(exact, rel=1e-6)
 
 
-def test_large_imaginary_part_is_rejected():
-    # Σ₁ with a negative eigenvalue is not a covariance: sqrt of Σ₁Σ₂ has imaginary diagonal ±1
+@pytest.mark.parametrize("distance", BOTH)
+@pytest.mark.parametrize("negative", ["sigma1", "sigma2"])
+def test_large_imaginary_part_is_rejected(distance, negative):
+    # a covariance with a negative eigenvalue is not one: sqrt of Σ₁Σ₂ has imaginary diagonal ±1
+    sigmas = {"sigma1": np.eye(2), "sigma2": np.eye(2), negative: np.diag([-1.0, 1.0])}
     with pytest.raises(ValueError, match="imaginary"):
-        frechet_distance(np.zeros(2), np.diag([-1.0, 1.0]), np.zeros(2), np.eye(2))
+        distance(np.zeros(2), sigmas["sigma1"], np.zeros(2), sigmas["sigma2"])
 
 
-def test_mismatched_shapes_are_rejected():
+@pytest.mark.parametrize("distance", BOTH)
+def test_mismatched_shapes_are_rejected(distance):
     with pytest.raises(ValueError):
-        frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
+        distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
+
+
+def test_a_failed_eigendecomposition_is_retried_with_eps_on_both_covariances(monkeypatch):
+    # pytorch-fid's retry: where the square root fails, eps·I is added to both covariances
+    frechet_module = importlib.import_module("gan.metrics.frechet")
+    original, calls = frechet_module._trace_sqrt_product, []
+
+    def failing_once(s1, s2):
+        calls.append(s1)
+        if len(calls) == 1:
+            raise torch.linalg.LinAlgError("did not converge")
+        return original(s1, s2)
+
+    monkeypatch.setattr(frechet_module, "_trace_sqrt_product", failing_once)
+    a, b, eps = np.array([1.0, 4.0]), np.array([9.0, 0.25]), 0.5
+    # diagonal: d² = Tr Σ₁ + Tr Σ₂ − 2 Σ √((a + eps)(b + eps)) with the offset only in the trace term
+    expected = a.sum() + b.sum() - 2 * np.sqrt((a + eps) * (b + eps)).sum()
+    got = frechet_distance_fast(np.zeros(2), np.diag(a), np.zeros(2), np.diag(b), eps=eps)
+    assert len(calls) == 2 and got == pytest.approx(expected, rel=1e-12)
+
+
+def test_non_finite_statistics_are_rejected():
+    sigma = np.eye(3)
+    sigma[1, 2] = sigma[2, 1] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        frechet_distance_fast(np.zeros(3), sigma, np.zeros(3), np.eye(3))
 
 
 def test_gaussian_statistics_use_unbiased_float64_estimator():
     rng = np.random.default_rng(6)
     features = rng.standard_normal((25, 4)).astype(np.float32)
-    mu, sigma = gaussian_statistics(torch.from_numpy(features))
     x = features.astype(np.float64)
     expected_mu = x.sum(axis=0) / 25
     expected_sigma = sum(np.outer(row - expected_mu, row - expected_mu) for row in x) / 24
-    assert mu.dtype == np.float64 and sigma.dtype == np.float64
+    # a tensor gives float64 tensors where it is (a GPU's features stay there), an array gives arrays
+    mu, sigma = gaussian_statistics(torch.from_numpy(features))
+    assert mu.dtype == sigma.dtype == torch.float64 and mu.device == sigma.device == torch.device("cpu")
+    np.testing.assert_allclose(mu.numpy(), expected_mu, rtol=1e-12)
+    np.testing.assert_allclose(sigma.numpy(), expected_sigma, rtol=1e-12)
+    mu, sigma = gaussian_statistics(features)
+    assert isinstance(mu, np.ndarray) and mu.dtype == np.float64 and sigma.dtype == np.float64
     np.testing.assert_allclose(mu, expected_mu, rtol=1e-12)
     np.testing.assert_allclose(sigma, expected_sigma, rtol=1e-12)
 

@@ -1,14 +1,18 @@
 """Metrics: pure functions on arrays/tensors; feature extractors are passed in. No Ray or MLflow here."""
+# (the training function stays in gan.metrics.classifier: `gan.metrics.train_classifier` is the command's module)
 from gan.metrics.classifier import (
     CACHE_ENV,
     DEFAULT_RECIPE,
+    ClassifierMismatch,
+    ClassifierWeights,
     LeNet,
     TrainedClassifier,
     TrainingRecipe,
     channel_features,
     channel_probabilities,
     load_or_train_classifier,
-    train_classifier,
+    load_or_train_weights,
+    weights_fingerprint,
 )
 from gan.metrics.diagnostics import (
     classifier_score,
@@ -32,10 +36,10 @@ from gan.metrics.parzen import (
 )
 
 __all__ = [
-    "CACHE_ENV", "DEFAULT_RECIPE", "DEFAULT_SIGMAS", "KidResult", "LeNet", "ParzenResult", "TrainedClassifier",
+    "CACHE_ENV", "ClassifierMismatch", "ClassifierWeights", "DEFAULT_RECIPE", "DEFAULT_SIGMAS", "KidResult", "LeNet", "ParzenResult", "TrainedClassifier",
     "TrainingRecipe", "channel_features", "channel_probabilities", "classifier_score", "expected_modes_covered",
     "kid", "mode_numbers", "modes_covered_and_kl", "discriminator_balance", "discriminator_overfitting", "extract_features", "fid", "frechet_distance", "frechet_distance_fast",
-    "gaussian_statistics", "load_or_train_classifier", "mode_coverage", "parzen_log_densities", "parzen_log_likelihood",
+    "gaussian_statistics", "load_or_train_classifier", "load_or_train_weights", "mode_coverage", "parzen_log_densities", "parzen_log_likelihood",
     "parzen_protocol", "precision_recall_density_coverage", "select_parzen_sigma", "sliced_wasserstein_distance",
-    "train_classifier",
+    "weights_fingerprint",
 ]

@@ -1,21 +1,26 @@
 """A small LeNet-style domain classifier: the feature extractor for classifier-FID, mode counting and
 the classifier score on data sets without Inception weights (MNIST-like 1x28x28, CIFAR-like 3x32x32).
 
-Trained once per training split with a fixed seed and cached on disk, keyed by the data set's name,
-`DataSplits.fingerprint()` and the training recipe. Concurrent trials share the cache safely: a file
-lock lets exactly one process train while the others wait and then load; files are written to a
-temporary name and renamed into place, so a reader never sees a partial file.
+Training is deterministic for a seed on one machine but not bit-reproducible across CPUs, so a network is
+trained once and then travels as data (`ClassifierWeights`), named by its fingerprint (`weights_fingerprint`):
+- mnist5k's ships with the package (lenet-mnist5k.pt beside this module, made by `python -m
+  gan.metrics.train_classifier --dataset mnist5k --out ...`); Stacked MNIST of mnist5k reads its channels with it;
+- any other data set's is trained once by a study's driver (or that command) and cached on disk, keyed by the data
+  set's name, `DataSplits.fingerprint()` and the training recipe; the driver hands the weights to every trial.
+Concurrent processes share the cache safely: a file lock lets exactly one process train while the others wait
+and then load; files are written to a temporary name and renamed into place, so a reader never sees a partial file.
 """
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +28,26 @@ from torch import nn
 
 CACHE_ENV = "GAN_STUDY_CACHE"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "gan-study" / "classifiers"
+# data set -> the weights file beside this module (package data): every machine scores these with one network
+SHIPPED_WEIGHTS = {"mnist5k": "lenet-mnist5k.pt"}
+FINGERPRINT_HEX_DIGITS = 16
+
+
+class ClassifierMismatch(ValueError):
+    """Weights that do not belong to the data set, or a file whose weights are not the fingerprint it records;
+    the message is one line for the user."""
+
+
+def weights_fingerprint(state_dict: dict[str, torch.Tensor]) -> str:
+    """The identity of a network's weights: SHA-256 over each tensor's name, dtype, shape and bytes, in sorted
+    name order; its first 16 hex digits. A pure function of the values: the same on any device and for any dict
+    order, different when one weight changes."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:FINGERPRINT_HEX_DIGITS]
 
 
 @dataclass(frozen=True)
@@ -116,6 +141,104 @@ class TrainedClassifier:
     test_accuracy: float  # share of the test split classified correctly, in [0, 1]
     feature_dim: int
 
+    @property
+    def fingerprint(self) -> str:
+        """`weights_fingerprint` of the model as it is: what a run records as the network that scored it."""
+        return weights_fingerprint(self.model.state_dict())
+
+
+def digit_source(splits):
+    """The data set a classifier of `splits` learns: Stacked MNIST's channel digits (`splits.channel_source`),
+    whose classifier labels each channel; `splits` itself for every other data set."""
+    source = getattr(splits, "channel_source", None)
+    return source if source is not None else splits
+
+
+@dataclass(frozen=True, eq=False)
+class ClassifierWeights:
+    """A trained classifier as data: what a weights file holds and what a study's driver hands to every trial
+    (pickled, about 1 MB for 1 x 28 x 28). Equal, and hashed, by fingerprint."""
+
+    state_dict: dict[str, torch.Tensor]  # float32, on the CPU
+    image_shape: tuple[int, int, int]
+    num_classes: int
+    feature_dim: int
+    widths: tuple[int, int]
+    test_accuracy: float  # on the test split of `dataset`, in [0, 1]
+    dataset: str  # the data set whose training split it learned
+    data_fingerprint: str  # DataSplits.fingerprint() of that training split
+    recipe: dict[str, Any]  # the TrainingRecipe's fields
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        return weights_fingerprint(self.state_dict)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ClassifierWeights) and other.fingerprint == self.fingerprint
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint)
+
+    @classmethod
+    def of(cls, trained: TrainedClassifier, splits, recipe: TrainingRecipe) -> ClassifierWeights:
+        """The weights of `trained`, trained on `splits` (Stacked MNIST: on its channel digits) by `recipe`."""
+        source = digit_source(splits)
+        model = trained.model
+        return cls({k: v.detach().cpu().float() for k, v in model.state_dict().items()}, tuple(model.image_shape),
+                   model.num_classes, trained.feature_dim, tuple(model.widths), float(trained.test_accuracy),
+                   source.name, source.fingerprint(), asdict(recipe))
+
+    def build(self, device: str | torch.device = "cpu") -> TrainedClassifier:
+        """The LeNet with these weights on `device`, in eval mode: no training, no file."""
+        model = LeNet(self.image_shape, self.num_classes, self.feature_dim, self.widths)
+        model.load_state_dict(self.state_dict)
+        model.to(device).eval()
+        return TrainedClassifier(model, self.test_accuracy, self.feature_dim)
+
+    def check_data(self, splits) -> None:
+        """Refuse to score `splits` (Stacked MNIST: its channel digits) with a network trained on other data."""
+        source = digit_source(splits)
+        if (self.dataset, self.data_fingerprint) != (source.name, source.fingerprint()):
+            raise ClassifierMismatch(
+                f"classifier {self.fingerprint} was trained on {self.dataset} "
+                f"(training split {self.data_fingerprint}), "
+                f"not on this {source.name} (training split {source.fingerprint()}); train one for it with "
+                f"python -m gan.metrics.train_classifier --dataset {source.name}")
+
+    def save(self, path: str | Path) -> None:
+        """Write the file atomically (a temporary name renamed into place); torch.load(weights_only=True) reads it."""
+        saved = {**asdict(self), "image_shape": list(self.image_shape), "widths": list(self.widths),
+                 "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in self.recipe.items()},
+                 "fingerprint": self.fingerprint}
+        path = Path(path)
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as file:
+                torch.save(saved, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide a shared cache's file from other users
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | Path) -> ClassifierWeights:
+        """The weights in `path`; refuses a file whose weights are not the fingerprint it records."""
+        try:
+            saved = torch.load(Path(path), map_location="cpu", weights_only=True)
+            weights = cls(saved["state_dict"], tuple(saved["image_shape"]), saved["num_classes"],
+                          saved["feature_dim"], tuple(saved["widths"]), saved["test_accuracy"], saved["dataset"],
+                          saved["data_fingerprint"], saved["recipe"])
+        except Exception as error:  # a truncated or foreign file: pickle, zip, torch and key errors alike
+            raise ClassifierMismatch(f"cannot read classifier weights from {path}: "
+                                     f"{str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+        if weights.fingerprint != saved["fingerprint"]:
+            raise ClassifierMismatch(f"classifier weights in {path} are {weights.fingerprint}, but the file says "
+                                     f"{saved['fingerprint']}: the file was changed or damaged")
+        return weights
+
 
 def _random_shifts(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
     """Translate each image by an integer (dy, dx) in [−max_shift, max_shift], filling with zeros."""
@@ -169,57 +292,52 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV, DEFAULT_CACHE_DIR))
 
 
-def _load(path: Path, device) -> TrainedClassifier:
-    saved = torch.load(path, map_location=device, weights_only=True)
-    model = LeNet(tuple(saved["image_shape"]), saved["num_classes"], saved["feature_dim"], tuple(saved["widths"]))
-    model.to(device)
-    model.load_state_dict(saved["state_dict"])
-    model.eval()
-    return TrainedClassifier(model, saved["test_accuracy"], saved["feature_dim"])
+def shipped_weights_path(dataset: str) -> Path | None:
+    """The weights file shipped with the package for `dataset`, or None."""
+    name = SHIPPED_WEIGHTS.get(dataset)
+    return Path(__file__).with_name(name) if name is not None else None
 
 
-def _save_atomically(trained: TrainedClassifier, path: Path) -> None:
-    saved = {
-        "state_dict": {k: v.cpu() for k, v in trained.model.state_dict().items()},
-        "image_shape": list(trained.model.image_shape),
-        "num_classes": trained.model.num_classes,
-        "feature_dim": trained.feature_dim,
-        "widths": list(trained.model.widths),
-        "test_accuracy": trained.test_accuracy,
-    }
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(saved, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def cache_path(splits, recipe: TrainingRecipe = DEFAULT_RECIPE, cache_dir: str | Path | None = None) -> Path:
+    """Where the cache keeps the classifier of `splits` (Stacked MNIST: of its channel digits) trained by `recipe`."""
+    source = digit_source(splits)
+    directory = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return directory / f"lenet-{source.name}-{source.fingerprint()}-{recipe.key()}.weights.pt"
+
+
+def load_or_train_weights(
+    splits, cache_dir: str | Path | None = None, device: str | torch.device = "cpu",
+    recipe: TrainingRecipe = DEFAULT_RECIPE,
+) -> ClassifierWeights:
+    """The classifier weights for `splits`: the shipped file for mnist5k (and Stacked MNIST of it) under the
+    default recipe, checked against the data (ClassifierMismatch otherwise); else from cache_dir (default
+    $GAN_STUDY_CACHE or ~/.cache/gan-study/classifiers) or trained now (on `device`) and cached. Safe when
+    several processes call it at once.
+
+    Stacked MNIST gets the classifier of the digits that fill its channels (`splits.channel_source`), which
+    labels each channel (`channel_features`, `channel_probabilities`): the mnist5k classifier for stacked_mnist.
+    """
+    source = digit_source(splits)
+    shipped = shipped_weights_path(source.name)
+    if shipped is not None and recipe == DEFAULT_RECIPE:
+        weights = ClassifierWeights.load(shipped)
+        weights.check_data(source)
+        return weights
+    path = cache_path(source, recipe, cache_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():  # complete by construction: written under a temporary name, then renamed
+        return ClassifierWeights.load(path)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if path.exists():  # another process trained it while we waited
+            return ClassifierWeights.load(path)
+        ClassifierWeights.of(train_classifier(source, recipe, device), source, recipe).save(path)
+    return ClassifierWeights.load(path)
 
 
 def load_or_train_classifier(
     splits, cache_dir: str | Path | None = None, device: str | torch.device = "cpu",
     recipe: TrainingRecipe = DEFAULT_RECIPE,
 ) -> TrainedClassifier:
-    """The classifier for `splits`, from cache_dir (default $GAN_STUDY_CACHE or ~/.cache/gan-study/classifiers)
-    or trained now (on `device`) and cached. Safe when several processes call it at once.
-
-    Stacked MNIST gets the classifier of the digits that fill its channels (`splits.channel_source`), which
-    labels each channel (`channel_features`, `channel_probabilities`): the mnist5k classifier for stacked_mnist.
-    """
-    if getattr(splits, "channel_source", None) is not None:
-        splits = splits.channel_source
-    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"lenet-{splits.name}-{splits.fingerprint()}-{recipe.key()}.pt"
-    if path.exists():  # complete by construction: written under a temporary name, then renamed
-        return _load(path, device)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if path.exists():  # another process trained it while we waited
-            return _load(path, device)
-        trained = train_classifier(splits, recipe, device)
-        _save_atomically(trained, path)
-    return _load(path, device)
+    """`load_or_train_weights`, built on `device`."""
+    return load_or_train_weights(splits, cache_dir, device, recipe).build(device)

@@ -21,8 +21,11 @@ D_THRESHOLD = 0.5
 DEFAULT_MIN_SHARE_OF_EXPECTED = 0.1
 
 
-def _float64(values) -> torch.Tensor:
-    return torch.as_tensor(values).detach().to(torch.float64)
+def float64_tensor(values, device: str | torch.device | None = None) -> torch.Tensor:
+    """`values` (array or tensor) as a float64 tensor on `device`; None keeps a tensor where it is (arrays: CPU).
+    No copy when it is one already: the metrics run where the features were computed."""
+    values = values.detach() if isinstance(values, torch.Tensor) else torch.as_tensor(np.asarray(values))
+    return values.to(device=device, dtype=torch.float64)
 
 
 def classifier_score(probs) -> float:
@@ -31,7 +34,7 @@ def classifier_score(probs) -> float:
     probs: N x K class probabilities (rows sum to 1). Lies in [1, K]: 1 when every x gets the same
     prediction, K when predictions are confident and classes equally frequent. 0·log 0 is taken as 0.
     """
-    p = _float64(probs)
+    p = float64_tensor(probs)
     marginal = p.mean(dim=0, keepdim=True)
     kl = torch.where(p > 0, p * (torch.log(p) - torch.log(marginal)), torch.zeros_like(p)).sum(dim=1)
     return float(torch.exp(kl.mean()))
@@ -93,7 +96,7 @@ def precision_recall_density_coverage(
     "Inside" is strict (distance < radius), as in the reference `prdc` code. Float64 on the features' device,
     distances in blocks of `block_size` rows.
     """
-    real, fake = _float64(real_features), _float64(fake_features)
+    real, fake = float64_tensor(real_features), float64_tensor(fake_features)
     real, fake = real.reshape(len(real), -1), fake.reshape(len(fake), -1).to(real.device)
     real_pr, fake_pr = _kth_neighbour_radii(real, k_pr, block_size), _kth_neighbour_radii(fake, k_pr, block_size)
     real_dc = real_pr if k_dc == k_pr else _kth_neighbour_radii(real, k_dc, block_size)
@@ -118,7 +121,7 @@ def precision_recall_density_coverage(
 def discriminator_balance(d_real_probs, d_fake_probs) -> dict[str, float]:
     """mean D(x), mean D(G(z)) (probabilities of "real") and D's accuracy on the pooled set at threshold 0.5:
     a real counts as correct when D(x) >= 0.5, a fake when D(G(z)) < 0.5."""
-    real, fake = _float64(d_real_probs).ravel(), _float64(d_fake_probs).ravel()
+    real, fake = float64_tensor(d_real_probs).ravel(), float64_tensor(d_fake_probs).ravel()
     correct = (real >= D_THRESHOLD).sum() + (fake < D_THRESHOLD).sum()
     return {
         EVAL_D_REAL: float(real.mean()),
@@ -138,7 +141,7 @@ def discriminator_overfitting(d_train_probs, d_heldout_probs, d_fake_probs) -> d
       (Karras et al. 2020: 0 = no overfitting, 1 = complete).
     With a Wasserstein critic the threshold 0 of its output is arbitrary: read the gap, not the accuracies.
     """
-    train, heldout, fake = (_float64(p).ravel() for p in (d_train_probs, d_heldout_probs, d_fake_probs))
+    train, heldout, fake = (float64_tensor(p).ravel() for p in (d_train_probs, d_heldout_probs, d_fake_probs))
     return {
         D_TRAIN_REAL: float(train.mean()),
         D_OVERFIT_GAP: float(train.mean() - heldout.mean()),
@@ -167,7 +170,7 @@ def sliced_wasserstein_distance(x, y, num_projections: int = DEFAULT_NUM_PROJECT
     (fixed, so scores are comparable across calls); exact 1-d W₁ per direction. For F = 1 every direction is
     ±1, so the result is the exact W₁ (e.g. scipy.stats.wasserstein_distance).
     """
-    x, y = _float64(x), _float64(y)
+    x, y = float64_tensor(x), float64_tensor(y)
     x, y = x.reshape(len(x), -1), y.reshape(len(y), -1).to(x.device)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"feature dimensions differ: {x.shape[1]} vs {y.shape[1]}")

@@ -13,7 +13,8 @@ its scale depends on the feature extractor (classifier-feature KID is not compar
 
 When the full kernel matrices fit in memory (both sets at most `FULL_KERNEL_MAX` features), they are computed
 once and each subset's sums are read from them with indicator vectors; otherwise each subset computes its own
-kernel matrices, as torch-fidelity does. Both give the same numbers for the same subsets.
+kernel matrices, as torch-fidelity does. Both give the same numbers for the same subsets. Everything runs in
+float64 on the features' device; only the subset indices (drawn on the CPU) and the subsets' values cross.
 """
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from gan.metrics.diagnostics import float64_tensor
 
 DEFAULT_SUBSETS = 100  # torch-fidelity's kid_subsets
 DEFAULT_SUBSET_SIZE = 1000  # torch-fidelity's kid_subset_size
@@ -41,11 +44,11 @@ def polynomial_kernel(x: torch.Tensor, y: torch.Tensor, degree: int = DEGREE, co
     return (x @ y.T / x.shape[1] + coef0) ** degree
 
 
-def unbiased_mmd2(k_xx: torch.Tensor, k_xy: torch.Tensor, k_yy: torch.Tensor) -> float:
-    """MMD²_u from the kernel matrices of two subsets of equal size m (m x m each)."""
+def unbiased_mmd2(k_xx: torch.Tensor, k_xy: torch.Tensor, k_yy: torch.Tensor) -> torch.Tensor:
+    """MMD²_u from the kernel matrices of two subsets of equal size m (m x m each): a 0-d tensor on their device."""
     m = k_xx.shape[0]
     off_diagonal = k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()
-    return float(off_diagonal / (m * (m - 1)) - 2 * k_xy.sum() / (m * m))
+    return off_diagonal / (m * (m - 1)) - 2 * k_xy.sum() / (m * m)
 
 
 def _subset_indices(n: int, size: int, rng: np.random.RandomState) -> np.ndarray:
@@ -54,13 +57,14 @@ def _subset_indices(n: int, size: int, rng: np.random.RandomState) -> np.ndarray
 
 def kid(real_features, fake_features, subsets: int = DEFAULT_SUBSETS, subset_size: int = DEFAULT_SUBSET_SIZE,
         seed: int = 0) -> KidResult:
-    """KID between two feature sets N x d and M x d (arrays or tensors), computed in float64 on the CPU.
+    """KID between two feature sets N x d and M x d (arrays or tensors), computed in float64 on the device of
+    `real_features` (the CPU for an array).
 
     The subsets are drawn as torch-fidelity draws them: numpy's RandomState(seed), for each subset first
     `choice(N, m, replace=False)` of the real features, then of the fake ones.
     """
-    real = torch.as_tensor(np.asarray(real_features), dtype=torch.float64)
-    fake = torch.as_tensor(np.asarray(fake_features), dtype=torch.float64)
+    real = float64_tensor(real_features)
+    fake = float64_tensor(fake_features, real.device)
     if real.dim() != 2 or fake.dim() != 2 or real.shape[1] != fake.shape[1]:
         raise ValueError(f"need two feature sets N x d with the same d, got {tuple(real.shape)} and {tuple(fake.shape)}")
     m = min(subset_size, len(real), len(fake))
@@ -68,26 +72,29 @@ def kid(real_features, fake_features, subsets: int = DEFAULT_SUBSETS, subset_siz
         raise ValueError(f"KID needs at least 2 features in each set, got {len(real)} and {len(fake)}")
     rng = np.random.RandomState(seed)
     draws = [(_subset_indices(len(real), m, rng), _subset_indices(len(fake), m, rng)) for _ in range(subsets)]
+    # B x m indices of the real and of the fake subsets, moved to the features' device in one copy each
+    index_x = torch.from_numpy(np.stack([i for i, _ in draws])).to(real.device)
+    index_y = torch.from_numpy(np.stack([j for _, j in draws])).to(real.device)
     if max(len(real), len(fake)) <= FULL_KERNEL_MAX:
-        values = _mmd2_from_full_kernels(real, fake, draws)
+        values = _mmd2_from_full_kernels(real, fake, index_x, index_y)
     else:
-        values = [unbiased_mmd2(polynomial_kernel(real[i], real[i]), polynomial_kernel(real[i], fake[j]),
-                                polynomial_kernel(fake[j], fake[j])) for i, j in draws]
-    values = np.asarray(values)
+        values = torch.stack([unbiased_mmd2(polynomial_kernel(real[i], real[i]), polynomial_kernel(real[i], fake[j]),
+                                            polynomial_kernel(fake[j], fake[j])) for i, j in zip(index_x, index_y)])
+    values = values.cpu().numpy()  # B values: mean and std as numpy (and torch-fidelity) compute them
     return KidResult(float(values.mean()), float(values.std()), m, subsets)
 
 
-def _mmd2_from_full_kernels(real: torch.Tensor, fake: torch.Tensor, draws) -> list[float]:
-    """Each subset's MMD²_u from the full kernel matrices: Σ_{i,j∈S} K_ij = s·K·s for the indicator s of S."""
+def _mmd2_from_full_kernels(real: torch.Tensor, fake: torch.Tensor, index_x: torch.Tensor,
+                            index_y: torch.Tensor) -> torch.Tensor:
+    """Each subset's MMD²_u (B values) from the full kernel matrices: Σ_{i,j∈S} K_ij = s·K·s for the indicator
+    s of S; index_x, index_y: B x m indices of the subsets."""
     k_xx, k_xy, k_yy = polynomial_kernel(real, real), polynomial_kernel(real, fake), polynomial_kernel(fake, fake)
-    s_x = torch.zeros(len(draws), len(real), dtype=torch.float64)  # B x N indicators of the real subsets
-    s_y = torch.zeros(len(draws), len(fake), dtype=torch.float64)  # B x M indicators of the fake subsets
-    for b, (i, j) in enumerate(draws):
-        s_x[b, torch.from_numpy(i)] = 1.0
-        s_y[b, torch.from_numpy(j)] = 1.0
-    m = len(draws[0][0])
+    # B x N and B x M indicators of the real and the fake subsets
+    s_x = torch.zeros(len(index_x), len(real), dtype=torch.float64, device=real.device).scatter_(1, index_x, 1.0)
+    s_y = torch.zeros(len(index_y), len(fake), dtype=torch.float64, device=real.device).scatter_(1, index_y, 1.0)
+    m = index_x.shape[1]
     # Σ_{i≠j} over a subset = s·K·s − Σ_{i∈S} K_ii
     xx = ((s_x @ k_xx) * s_x).sum(dim=1) - s_x @ k_xx.diagonal()
     yy = ((s_y @ k_yy) * s_y).sum(dim=1) - s_y @ k_yy.diagonal()
     xy = ((s_x @ k_xy) * s_y).sum(dim=1)
-    return ((xx + yy) / (m * (m - 1)) - 2 * xy / (m * m)).tolist()
+    return (xx + yy) / (m * (m - 1)) - 2 * xy / (m * m)
