@@ -117,6 +117,29 @@ DESCRIPTION_TAG = "mlflow.note.content"  # MLflow's own: a run's Markdown descri
 # MLflow's own experiment tag: the UI opens an experiment of this kind on its runs table, not on GenAI traces
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND_TRAINING = "mlflow.experimentKind", "custom_model_development"
 PLACEMENT_KEYS = ("hostname", "node_id", "device", "gpu_ids")  # reported by a trial, tagged gan_study.<key>
+# The feature extractors that score a study (gan.metrics.classifier.weights_fingerprint of their weights): tagged on
+# the parent run by the driver, and on each child run as its trial reports them. One study, one value of each.
+CLASSIFIER_FINGERPRINT = "classifier_fingerprint"  # the LeNet behind fid, kid, prdc, modes (not a metric: a label)
+INCEPTION_FINGERPRINT = "inception_fingerprint"  # the user's Inception weights behind fid_inception (parent only)
+CLASSIFIER_FINGERPRINT_TAG = "gan_study.classifier_fingerprint"
+INCEPTION_FINGERPRINT_TAG = "gan_study.inception_fingerprint"
+# An ablation study (a space with `arms:`): each trial's arm is the trial parameter ARM (the arm's name); the parent
+# run's DESIGN_TAG says "ablation" and REFERENCE_ARM_TAG names the arm every other arm is compared with.
+ARM = "arm"
+DESIGN_TAG = "gan_study.design"
+DESIGN_ABLATION = "ablation"
+REFERENCE_ARM_TAG = "gan_study.reference_arm"
+# A two-stage study (a search space with `confirm:`): the search stage's children are tagged STAGE_TAG = STAGE_SEARCH;
+# after it the driver reruns the `top` best configurations and the reference configuration on fresh seeds at the full
+# budget, children tagged STAGE_TAG = STAGE_CONFIRM, CONFIRM_RANK_TAG = "1".."K" (rank by search score) or
+# CONFIRM_REFERENCE ("reference"), and SEARCH_SCORE_TAG = the search stage's score of the configuration they
+# confirm (none for the reference). The parent's DESIGN_TAG says DESIGN_SEARCH_CONFIRM.
+STAGE_TAG = "gan_study.stage"
+STAGE_SEARCH, STAGE_CONFIRM = "search", "confirm"
+CONFIRM_RANK_TAG = "gan_study.confirm_rank"
+CONFIRM_REFERENCE = "reference"
+SEARCH_SCORE_TAG = "gan_study.search_score"
+DESIGN_SEARCH_CONFIRM = "search_confirm"
 
 
 def placement_tag(key: str) -> str:

@@ -70,7 +70,7 @@ def strata_keys(frame: pd.DataFrame, searched: list[str]) -> list[str]:
     for key in searched:
         if key in keys or key in WIDTH_PARAMS or key not in frame:
             continue
-        levels = max(group[key].nunique(dropna=True) for _, group in by_arch)
+        levels = max((group[key].nunique(dropna=True) for _, group in by_arch), default=0)  # no trial: no stratum
         if 2 <= levels <= MAX_STRATUM_LEVELS:
             keys.append(key)
     return keys

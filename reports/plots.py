@@ -16,7 +16,8 @@ from matplotlib.figure import Figure
 from gan import names
 from reports.load import METRIC_PREFIX, StudyData, download_samples, metric_history
 from reports import effects
-from reports.tables import CAPACITY, comparison_frame, inference, metric_label, primary_metric, with_factors
+from reports.tables import (CAPACITY, comparison_frame, compared_trials, inference, metric_label, primary_metric,
+                            with_factors)
 
 DPI = 110
 REGIME_COLOURS = {"balanced": "#4c9a2a", "d_dominates": "#c0392b", "g_dominates": "#2e86c1",
@@ -125,7 +126,7 @@ def paired_differences(study: StudyData, out: Path) -> Plot | None:
 def fid_heatmap(study: StudyData, out: Path) -> Plot | None:
     """Mean final score over the (g_width, d_width) grid, one panel per arch."""
     frame = with_factors(study)
-    if "g_width" not in frame or "d_width" not in frame:
+    if "g_width" not in frame or "d_width" not in frame or frame.empty:
         return None
     arches = sorted(frame["arch"].astype(str).unique()) if "arch" in frame else ["all"]
     score = METRIC_PREFIX + study.fid_metric
@@ -191,15 +192,18 @@ def regime_shares(study: StudyData, out: Path) -> Plot | None:
 
 
 def _best_median_worst(study: StudyData) -> dict[str, pd.Series]:
-    finished = study.finished.sort_values(METRIC_PREFIX + study.fid_metric, kind="stable").reset_index(drop=True)
+    """Ranked among the trials that trained to the end: a trial stopped early has no final score to rank."""
+    finished = compared_trials(study).sort_values(METRIC_PREFIX + study.fid_metric, kind="stable")
+    finished = finished.reset_index(drop=True)
     picks = {"best": 0, "median": (len(finished) - 1) // 2, "worst": len(finished) - 1}
     return {name: finished.iloc[index] for name, index in picks.items()}
 
 
 def learning_curves(study: StudyData, out: Path) -> Plot | None:
     """Per stratum, the validation score over generator steps of each (G, D) cell (mean over its seeds),
-    with a vertical line at 3/4 of the budget: what the convergence rule compares."""
-    frame, strata = comparison_frame(study)
+    with a vertical line at 3/4 of the budget: what the convergence rule compares. Every finished trial is drawn,
+    those stopped early too: a curve shows where a trial was, not a final score."""
+    frame, strata = comparison_frame(study, study.finished)
     panels = _panels(frame, strata)
     figure = Figure(figsize=(4.8 * len(panels) + 0.6, 4.4))
     drawn = False
@@ -240,7 +244,7 @@ D_OUTPUT_HISTORIES = ((names.EVAL_D_REAL, names.EVAL_D_FAKE, "held-out"),
 def d_outputs(study: StudyData, out: Path) -> Plot | None:
     """Mean D(x) and D(G(z)) over training for the most D-dominated and the most G-dominated trial."""
     gap = METRIC_PREFIX + names.D_GAP
-    finished = study.finished
+    finished = compared_trials(study)  # the final gaps are ranked: only trials that trained to the end have one
     if gap not in finished or finished[gap].isna().all():
         return None
     with_gap = finished.dropna(subset=[gap])
@@ -275,10 +279,13 @@ def sample_grids(study: StudyData, out: Path) -> Plot | None:
 
     from matplotlib.image import imread
 
+    compared = len(compared_trials(study))
+    if not compared:
+        return None
     picks = _best_median_worst(study)
     shown = []
     with tempfile.TemporaryDirectory(prefix="gan-report-") as downloads:  # not in `out`: it is logged
-        for name in ("best", "worst") if len(study.finished) > 1 else ("best",):
+        for name in ("best", "worst") if compared > 1 else ("best",):
             trial = picks[name]
             grid = download_samples(study, trial["run_id"], Path(downloads) / name)
             if grid is not None:

@@ -38,14 +38,16 @@ def _md_cell(text: str) -> str:
 
 
 def _md_table(table: Table) -> list[str]:
+    """A table without rows (a section that could not be computed) is its title and its note, which says why."""
     lines = [f"## {table.title}", ""]
-    lines.append("| " + " | ".join(_md_cell(c) for c in table.columns) + " |")
-    lines.append("|" + "|".join("---" for _ in table.columns) + "|")
+    if table.rows:
+        lines.append("| " + " | ".join(_md_cell(c) for c in table.columns) + " |")
+        lines.append("|" + "|".join("---" for _ in table.columns) + "|")
     for i, row in enumerate(table.rows):
         cells = [f"**{_md_cell(c)}**" if (i, j) in table.bold else _md_cell(c) for j, c in enumerate(row)]
         lines.append("| " + " | ".join(cells) + " |")
     if table.note:
-        lines += ["", table.note]
+        lines += ["", table.note] if table.rows else [table.note]
     return lines + [""]
 
 
@@ -72,7 +74,8 @@ def _html_table(table: Table) -> str:
                         for j, c in enumerate(row))
         body.append(f"<tr>{cells}</tr>")
     note = f"<p class='note'>{html.escape(table.note)}</p>" if table.note else ""
-    return f"<h2>{html.escape(table.title)}</h2><table><tr>{head}</tr>{''.join(body)}</table>{note}"
+    grid = f"<table><tr>{head}</tr>{''.join(body)}</table>" if body else ""  # no rows: the note says why
+    return f"<h2>{html.escape(table.title)}</h2>{grid}{note}"
 
 
 STYLE = """

@@ -73,6 +73,7 @@ def imbalance_columns(study: StudyData) -> list[Column]:
 
 
 def fmt(value: float) -> str:
+    """An estimate or an interval bound; a parameter's value is `param_text`'s."""
     if value is None or not np.isfinite(value):
         return "–"
     if 0 < abs(value) < 1e-3:  # e.g. a logit-scale bound next to 0: its digits mean nothing
@@ -80,6 +81,14 @@ def fmt(value: float) -> str:
     if abs(value) >= 1000:
         return f"{value:.0f}"
     return f"{value:.4g}"
+
+
+def param_text(value) -> str:
+    """A parameter's value as it was set: 0.0005 stays '0.0005' (6 significant digits, enough for every value a
+    space file writes: 2e-4, 1.00015), never '≈0' — a learning rate is small, not negligible."""
+    if isinstance(value, float):
+        return f"{value:.6g}" if np.isfinite(value) else "–"
+    return str(value)
 
 
 def fmt_interval(mean: float, low: float, high: float) -> str:
@@ -93,25 +102,80 @@ def fmt_p(p: float) -> str:
     return "–" if not np.isfinite(p) else effects.p_words(p)
 
 
-def with_factors(study: StudyData) -> pd.DataFrame:
-    """The finished trials with params unprefixed and the derived factors added."""
-    frame = study.finished.rename(columns=lambda c: c[len(PARAM_PREFIX):] if c.startswith(PARAM_PREFIX) else c)
+# A trial's score is final when it trained to the end of its budget, or when it diverged (gan.run ends a diverged
+# run itself: its outcome belongs to its configuration). A trial the scheduler stopped (ASHA), one cut off while
+# running, or one that errored holds the score of an earlier step: pooled with final scores it would rank how far
+# trials got, not how good their configurations are. Such trials never enter a comparison of final scores.
+CUT_SHORT_STATUSES = (names.STOPPED_EARLY, names.RUNNING, names.ERRORED)
+SHORT_OF_BUDGET = "short_of_budget"  # a status that does not tell (e.g. none logged), the last step below total_steps
+CUT_SHORT_WORDS = {names.STOPPED_EARLY: "stopped early by the {scheduler}scheduler",
+                   names.RUNNING: "cut off while running", names.ERRORED: "errored before the end of their budget",
+                   SHORT_OF_BUDGET: "ended before the last step of their budget"}
+
+
+def cut_short(trials: pd.DataFrame) -> pd.Series:
+    """Per trial, why it ended before its budget (a CUT_SHORT_WORDS key), missing when its score is final: by its
+    status, and for a status that does not tell, by its last step below its total_steps."""
+    status = trials["status"]
+    reason = status.where(status.isin(CUT_SHORT_STATUSES), None)
+    step, total = METRIC_PREFIX + names.STEP, METRIC_PREFIX + names.TOTAL_STEPS
+    if step in trials and total in trials:
+        short = pd.to_numeric(trials[step], errors="coerce") < pd.to_numeric(trials[total], errors="coerce")
+        told = status.isin([names.COMPLETED, names.DIVERGED_STATUS, *CUT_SHORT_STATUSES])
+        reason = reason.where(~(short & ~told), SHORT_OF_BUDGET)
+    return reason
+
+
+def compared_trials(study: StudyData) -> pd.DataFrame:
+    """The finished trials whose score is final: the only ones a comparison of final scores uses."""
+    finished = study.finished
+    return finished[cut_short(finished).isna()]
+
+
+def left_out_line(study: StudyData, what: str = "Final scores are compared") -> str:
+    """'' when every finished trial's score is final; else one line: how many trials are compared, how many are
+    left out and why."""
+    reasons = cut_short(study.finished).dropna()
+    if reasons.empty:
+        return ""
+    scheduler = study.parent_params.get("scheduler")
+    scheduler = f"{scheduler.upper()} " if scheduler else ""  # 'asha' -> 'ASHA '
+    counts = Counter(reasons)
+    parts = [f"{counts[key]} {words.format(scheduler=scheduler)}" for key, words in CUT_SHORT_WORDS.items()
+             if counts.get(key)]
+    kept = len(study.finished) - len(reasons)
+    return (f"{what} over the {kept} trial{'s' if kept != 1 else ''} that trained to the end of their budget; "
+            f"{' and '.join(parts)} {'is' if len(reasons) == 1 else 'are'} left out: a score from an earlier step "
+            "is not comparable with a final one.")
+
+
+def _with_left_out(study: StudyData) -> str:
+    """The left-out line, to follow a table's note."""
+    line = left_out_line(study)
+    return f" {line}" if line else ""
+
+
+def with_factors(study: StudyData, trials: pd.DataFrame | None = None) -> pd.DataFrame:
+    """`trials` (by default the compared trials, see compared_trials) with params unprefixed and the derived
+    factors added."""
+    trials = compared_trials(study) if trials is None else trials
+    frame = trials.rename(columns=lambda c: c[len(PARAM_PREFIX):] if c.startswith(PARAM_PREFIX) else c)
     if "lr_g" in frame and "lr_d" in frame:
         lr_g, lr_d = pd.to_numeric(frame["lr_g"], errors="coerce"), pd.to_numeric(frame["lr_d"], errors="coerce")
         frame[LR_RATIO] = np.log10(lr_g / lr_d)
     return frame
 
 
-def comparison_frame(study: StudyData) -> tuple[pd.DataFrame, list[str]]:
-    """The finished trials with the base width, and the strata they must be compared within."""
-    frame = effects.with_base_width(with_factors(study))
+def comparison_frame(study: StudyData, trials: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The compared trials (or `trials`) with the base width, and the strata they must be compared within."""
+    frame = effects.with_base_width(with_factors(study, trials))
     if CAPACITY not in frame:  # runs logged before capacity_ratio_log2 was a param: one level for all
         frame = frame.assign(**{CAPACITY: 0.0})
     return frame, effects.strata_keys(frame, study.searched)
 
 
 def _stratum_cells(strata: list[str], row) -> list[str]:
-    return [fmt(row[key]) if isinstance(row[key], float) else str(row[key]) for key in strata]
+    return [param_text(row[key]) for key in strata]
 
 
 def _failed_cell(row) -> str:
@@ -124,6 +188,9 @@ def imbalance_table(study: StudyData) -> tuple[pd.DataFrame, Table]:
     """Rows: each stratum and (G, D) cell; cells: outcomes and each metric's mean with its 95% interval."""
     frame, strata = comparison_frame(study)
     columns = imbalance_columns(study)
+    if frame.empty:
+        return pd.DataFrame(), Table("Capacity imbalance, cell by cell", [], [], set(),
+                                     f"Not computed: no trial has a final score.{_with_left_out(study)}")
     numbers = effects.cell_summary(frame, strata, [c.metric for c in columns])
     rows, bold = [], set()
     for _, row in numbers.iterrows():
@@ -154,6 +221,7 @@ def imbalance_table(study: StudyData) -> tuple[pd.DataFrame, Table]:
             "the best cell per column within its group, among cells where at most half of the trials failed.")
     if study.fid_metric == names.PIXEL_FD:
         note += " pixel FD is the Fréchet distance between pixel statistics, not the Inception/classifier FID."
+    note += _with_left_out(study)
     header = [*strata, "log2(D/G width)", "G / D width", "trials", "failed [95% CI]", "still improving"] + \
         [c.label for c in columns]
     return numbers, Table("Capacity imbalance, cell by cell", header, rows, bold, note)
@@ -193,7 +261,7 @@ def contrasts_table(study: StudyData, found: Inference) -> tuple[pd.DataFrame, T
     if not blocks:
         return None
     strata = found.strata
-    rows = [[*(fmt(v) if isinstance(v, float) else str(v) for v in c.stratum), f"{c.widths[0]:g}, {c.widths[1]:g}",
+    rows = [[*(param_text(v) for v in c.stratum), f"{c.widths[0]:g}, {c.widths[1]:g}",
              str(c.n), effects.effect_words(c) if c.ratio is not None else
              fmt_interval(c.difference.difference.mean, c.difference.difference.low, c.difference.difference.high),
              f"{c.effect.n_in_direction} of {c.n}", fmt_p(c.p), fmt_p(c.p_holm), "yes" if c.significant else "no",
@@ -220,7 +288,7 @@ def paired_effects_table(study: StudyData, found: Inference) -> tuple[pd.DataFra
         level = math.log2(c.cell[1] / c.cell[0])
         estimate = effects.effect_words(c)
         role = "primary" if c.primary else "secondary"
-        rows.append([*(fmt(v) if isinstance(v, float) else str(v) for v in c.stratum),
+        rows.append([*(param_text(v) for v in c.stratum),
                      f"{effects.cell_words(c.cell)} ({effects.imbalance_words(level)})",
                      f"{effects.cell_words(c.neighbour)} (same {c.shared})", metric_label(study, c.metric), role,
                      str(c.n), estimate, f"{c.effect.n_in_direction} of {c.n}", fmt_p(c.p),
@@ -249,7 +317,7 @@ def variance_table(study: StudyData, found: Inference) -> tuple[pd.DataFrame, Ta
     if numbers.empty:
         return None
     strata = found.strata
-    rows = [[*(fmt(r[k]) if isinstance(r[k], float) else str(r[k]) for k in strata),
+    rows = [[*(param_text(r[k]) for k in strata),
              f"{r['g_width']:g} / {r['d_width']:g}", str(r["seeds"]), str(r["draws"]), fmt(r["mean"]),
              fmt(r["sd_seed"]), fmt(r["sd_draw"]), fmt(r["seed_share"])] for _, r in numbers.iterrows()]
     label = metric_label(study, metric)
@@ -337,7 +405,7 @@ def effect_sizes(study: StudyData) -> tuple[pd.DataFrame, Table]:
             except ValueError:  # every value identical: no ranks to compare
                 h, p = math.nan, math.nan
             best = means.idxmin() if metric in effects.POSITIVE_METRICS else means.idxmax()
-            records.append({"factor": factor, "held_fixed": ", ".join(f"{k}={fmt(v) if isinstance(v, float) else v}"
+            records.append({"factor": factor, "held_fixed": ", ".join(f"{k}={param_text(v)}"
                                                                       for k, v in zip(held, key)) or "–",
                             "levels": len(values), "trials": sum(map(len, values.values())),
                             "spread_of_mean": float(means.max() - means.min()), "best_level": best,
@@ -348,8 +416,8 @@ def effect_sizes(study: StudyData) -> tuple[pd.DataFrame, Table]:
     numbers = numbers.sort_values(["factor", "spread_of_mean"], ascending=[True, False], kind="stable")
     numbers = numbers.reset_index(drop=True)
     rows = [[r.factor, r.held_fixed, str(r.levels), str(r.trials), fmt(r.spread_of_mean),
-             f"{fmt(r.best_level) if isinstance(r.best_level, float) else r.best_level} ({fmt(r.best_level_mean)})",
-             fmt(r.kruskal_h), fmt(r.kruskal_p)] for r in numbers.itertuples()]
+             f"{param_text(r.best_level)} ({fmt(r.best_level_mean)})", fmt(r.kruskal_h), fmt_p(r.kruskal_p)]
+            for r in numbers.itertuples()]
     label = metric_label(study, metric)
     table = Table(
         f"Effect sizes on {label}, every other setting held fixed",
@@ -359,24 +427,36 @@ def effect_sizes(study: StudyData) -> tuple[pd.DataFrame, Table]:
         f"Each row compares a factor's levels among trials that share every other searched setting. Levels of "
         f"numeric factors with more than {MAX_LEVELS} values are quartile bins; log10(lr_g/lr_d) is rounded to 0.1. "
         "p: chance of differences among level medians at least this large if the factor had no effect, not "
-        "corrected for the number of rows: descriptive, not a claim.",
+        "corrected for the number of rows: descriptive, not a claim." + _with_left_out(study),
     )
     return numbers, table
 
 
 def optuna_importances(study: StudyData) -> tuple[pd.DataFrame, Table] | None:
-    """fANOVA importances of the searched params, from an in-memory Optuna study rebuilt from the trials.
+    """fANOVA importances of the searched params, from an in-memory Optuna study rebuilt from the trials that
+    trained to the end of their budget (compared_trials).
 
-    None when the study did not search with Optuna, fewer than 2 params vary, or too few trials finished.
+    None when the study did not search with Optuna or fewer than 2 params vary; a table without rows that says
+    why when too few trials trained to the end.
     """
     if study.parent_params.get("search") != "optuna":
         return None
-    frame = with_factors(study)
     score = METRIC_PREFIX + study.fid_metric
+    everything = with_factors(study, study.finished)
+    if len([name for name in study.searched if name in everything and everything[name].nunique(dropna=True) > 1]) < 2:
+        return None
+    frame = with_factors(study)
     varying = [name for name in study.searched if name in frame and frame[name].nunique(dropna=True) > 1]
     complete = frame.dropna(subset=[score, *varying])
+    title = f"Optuna parameter importances for {study.fid_label}"
     if len(varying) < 2 or len(complete) < MIN_TRIALS_FOR_IMPORTANCE:
-        return None
+        left_out = left_out_line(study, "Importances are computed only")
+        why = (f"fANOVA needs at least {MIN_TRIALS_FOR_IMPORTANCE} trials that trained to the end of their budget, "
+               "with at least 2 params varying among them; " +
+               (f"this study has {len(complete)}." if len(complete) < MIN_TRIALS_FOR_IMPORTANCE else
+                f"among its {len(complete)}, {len(varying)} varies."))
+        return (pd.DataFrame(columns=["param", "importance"]),
+                Table(title, ["param", "importance"], [], set(), f"Not computed: {why} {left_out}".rstrip()))
     import optuna
 
     distributions = {}
@@ -402,9 +482,9 @@ def optuna_importances(study: StudyData) -> tuple[pd.DataFrame, Table] | None:
     except (ValueError, RuntimeError):  # e.g. every value identical
         return None
     numbers = pd.DataFrame(list(importances.items()), columns=["param", "importance"])
-    table = Table(f"Optuna parameter importances for {study.fid_label}",
-                  ["param", "importance"], [[p, fmt(v)] for p, v in importances.items()], {(0, 1)},
-                  f"fANOVA on {len(complete)} finished trials; importances sum to 1.")
+    note = (left_out_line(study, "fANOVA importances") or f"fANOVA on {len(complete)} trials that trained to the end "
+            "of their budget.") + " Importances sum to 1."
+    table = Table(title, ["param", "importance"], [[p, fmt(v)] for p, v in importances.items()], {(0, 1)}, note)
     return numbers, table
 
 
@@ -431,9 +511,17 @@ def header(study: StudyData) -> list[tuple[str, str]]:
         ("compute time", f"{compute:.0f} s summed over the trials' runs that ended (start to end time)"),
         ("wall time", f"{wall:.0f} s" if wall is not None else "– (study not finished)"),
     ]
+    compared = len(compared_trials(study))
     if partial or finished < len(trials):
         rows.append(("partial study", f"{', '.join(partial) or 'some trials without a score'}: "
-                                      f"the tables use the {finished} trials with a {study.fid_label}"))
+                                      f"the tables use the {compared} trials with a final {study.fid_label}"))
+    if compared < finished:
+        rows.append(("compared trials", left_out_line(study)))
+    extractors = [f"{what} {study.parent_tags[tag]}" for what, tag in (
+        ("classifier", names.CLASSIFIER_FINGERPRINT_TAG), ("Inception weights", names.INCEPTION_FINGERPRINT_TAG))
+        if tag in study.parent_tags]
+    if extractors:  # the fingerprints of the networks every score was computed with (one of each per study)
+        rows.append(("feature extractors", ", ".join(extractors)))
     for name, value in study.reference.items():
         rows.append((f"reference: {name}", fmt(value)))
     return rows

@@ -4,6 +4,10 @@ Every problem a user can cause (the space file, the data set, the storage path, 
 tracking store and its credentials) is checked before Ray starts, and the trials' resources against the
 cluster's nodes right after it joined, each reported as one line on stderr with exit status 2 before
 anything is written. The exit status says how the study ended (EXIT_STATUSES).
+
+A search with `confirm:` is a two-stage study (study.confirm): when the search's Tune run has ended, the driver
+starts a second one, the confirmation, under the same parent run; the study is complete when both are. `--resume`
+continues the stage the study was in (see study.confirm).
 """
 from __future__ import annotations
 
@@ -20,14 +24,19 @@ from typing import Any
 from gan import names
 from gan.config import ConfigError
 from gan.data import DataSplits, DatasetUnavailable, load_dataset
+from gan.metrics.classifier import ClassifierMismatch
+from gan.metrics.inception import InceptionWeightsUnavailable
 from reports.budget_text import budget_param
 from reports.store import StoreError, check_store, default_tracking_uri
 from study.cluster import ResourcesUnavailable, TrialResources, check_trial_fits
+from study.confirm import check_resume
 from study.description import BestTrial, ReportLink, experiment_ui_url, study_description
+from study.extractors import extractor_tags, inception_fingerprint, log_extractors, study_classifier
 from study.outcome import (EXIT_INTERRUPTED, EXIT_STATUSES, EXIT_USAGE, StudyOutcome, TrialOutcome, best_trial,
                            final_draws, finished_count, score_protocol, study_outcome, trial_outcomes,
                            trial_score)
-from study.preflight import UsageError, check_storage, check_tracking_access, connect_ray, parent_to_resume
+from study.preflight import (UsageError, check_gpus_per_trial, check_storage, check_tracking_access, connect_ray,
+                             parent_to_resume)
 from study.restarts import log_restarts
 from study.space import SpaceError, StudySpace, checked_resources, load_space
 
@@ -50,6 +59,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
     parser.add_argument("--seed", type=int, help="base seed of the study (overrides the space)")
     parser.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial (default 2)")
+    parser.add_argument("--classifier", metavar="FILE",
+                        help="the domain classifier's weights file (python -m gan.metrics.train_classifier) that "
+                             "scores every trial (default: the shipped one for mnist5k and Stacked MNIST, else this "
+                             "machine's cache, trained now when missing)")
     parser.add_argument("--report", action="store_true",
                         help="build the MLflow report (python -m reports) at the end and log it to the study's run")
     parser.add_argument("--resume", nargs="?", const="latest", metavar="RUN_DIR",
@@ -71,6 +84,12 @@ def apply_overrides(space: StudySpace, args: argparse.Namespace) -> StudySpace:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if space.confirm is not None and (args.seeds_per_config or 1) != 1:
+        raise UsageError("--seeds-per-config does not apply to a search with confirm: (one seed per configuration; "
+                         "confirm.seeds sets the confirmation's)")
+    if space.confirm is not None and args.num_samples is not None and args.num_samples < space.confirm.top:
+        raise UsageError(f"--num-samples {args.num_samples} is below confirm.top {space.confirm.top}: there would not "
+                         "be that many configurations to confirm")
     if args.num_samples is not None and space.search == "grid":
         # Tune would repeat the whole grid; with our explicit seeds that reruns identical trials
         raise UsageError("--num-samples does not apply to search: grid (every grid point runs once per seed); "
@@ -109,6 +128,10 @@ class StudySettings:
     waiting_for_resources: str | None = None  # the line to print once when no node can hold a trial yet
     verbose: bool = False  # Ray Tune's trial table besides our progress lines
     progress_every_s: float = PROGRESS_EVERY_S
+    # the study's feature extractors (study.extractors), fixed before any trial: the classifier's
+    # gan.metrics.ClassifierWeights, handed to every trial, and the fingerprint of the user's Inception weights
+    classifier: Any = None
+    inception_fingerprint: str | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.progress_every <= 0:
             raise UsageError(f"--progress-every must be > 0 seconds, got {args.progress_every:g}")
         space = apply_overrides(load_space(args.space), args)
+        check_gpus_per_trial(space.resources.gpus_per_trial)
         tracking_uri = args.tracking_uri or default_tracking_uri()
         check_store(tracking_uri, must_exist=False)
         check_tracking_access(tracking_uri)
@@ -132,8 +156,13 @@ def main(argv: list[str] | None = None) -> int:
         splits = load_dataset(space.dataset, data_root, download=True, stacked=space.dataset_options)
         experiment = args.experiment or space.name
         parent = parent_to_resume(tracking_uri, experiment, args.resume) if args.resume else None
+        if parent is not None:
+            check_resume(parent, space)  # a two-stage study resumes only as one, with the same `confirm:`
+        classifier = study_classifier(space.evaluation.metrics, splits, args.classifier, parent, tracking_uri)
+        inception = inception_fingerprint(space.evaluation.inception_weights, parent)
         connect_ray(args.address)
-    except (SpaceError, ConfigError, DatasetUnavailable, StoreError, UsageError) as error:
+    except (SpaceError, ConfigError, DatasetUnavailable, StoreError, UsageError, ClassifierMismatch,
+            InceptionWeightsUnavailable) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     try:  # Ray is up: can any node hold a trial? (before anything is written)
@@ -147,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     return run_study(StudySettings(space, args.space, tracking_uri, experiment, storage, data_root, splits,
                                    args.max_failures, args.report, parent, waiting, args.verbose,
-                                   args.progress_every))
+                                   args.progress_every, classifier, inception))
 
 
 def _spool_dir(storage: str, run_name: str) -> str:
@@ -192,6 +221,10 @@ def run_study(settings: StudySettings) -> int:
     if parent is not None:
         parent_run_id = parent.info.run_id
         run_path, spool_dir = parent.data.params["tune_run_path"], parent.data.params["spool_dir"]
+        if not all(tag in parent.data.tags for tag in extractor_tags(settings.classifier,
+                                                                     settings.inception_fingerprint)):
+            # a study from before extractors were recorded: from now on, they are
+            log_extractors(client, parent_run_id, settings.classifier, settings.inception_fingerprint)
         client.set_tag(parent_run_id, names.STATUS_TAG, names.RUNNING)
         client.update_run(parent_run_id, status="RUNNING")
         tuner = _restored_tuner(settings, run_path)
@@ -214,15 +247,25 @@ def run_study(settings: StudySettings) -> int:
         quiet_tune()
     started = time.time()
     fitting.set()
-    results = tuner.fit()
+    # a two-stage study interrupted in its confirmation resumes there: the search's results are only read back
+    in_confirmation = parent is not None and space.confirm is not None and _confirmation_started(run_path)
+    results = tuner.get_results() if in_confirmation else tuner.fit()
+    outcomes = trial_outcomes(results)
+    interrupted = finished_count(outcomes) < space.search_trial_count()
+    stages = [(list(results), outcomes, _trial_settings(settings))]  # (Tune results, outcomes, trial settings)
+    if space.confirm is not None and not interrupted and study_outcome(outcomes, False).status != names.FAILED:
+        *confirmation, interrupted = _run_confirmation(settings, experiment_id, parent_run_id, run_path, spool_dir,
+                                                       outcomes, in_confirmation, client)
+        stages.append(tuple(confirmation))
     fitting.clear()
     elapsed = time.time() - started
-    outcomes = trial_outcomes(results)
-    outcome = study_outcome(outcomes, interrupted=finished_count(outcomes) < space.trial_count())
+    outcomes = [trial for _, stage_outcomes, _ in stages for trial in stage_outcomes]
+    outcome = study_outcome(outcomes, interrupted=interrupted)
     counts = Counter(trial.status for trial in outcomes)
-    best = _best_trial(client, experiment_id, parent_run_id, settings, outcomes)
+    best = _best_trial(client, experiment_id, parent_run_id, settings, stages)
     _log_study_summary(client, parent_run_id, settings, elapsed, outcome, counts, best)
-    log_restarts(client, parent_run_id, results, outcomes)  # trials restarted after a lost worker or node
+    # trials restarted after a lost worker or node
+    log_restarts(client, parent_run_id, [result for results, _, _ in stages for result in results], outcomes)
     if (Path(spool_dir) / PENDING_FILE).exists():
         print(f"gan-study: some MLflow writes are still pending in {Path(spool_dir) / PENDING_FILE}; "
               f"run again with --resume to log them", file=sys.stderr)
@@ -271,43 +314,113 @@ def _trial_settings(settings: StudySettings):
     named = naming_parameters(space.grid_variants()) if space.search == "grid" else None
     return TrialSettings(space.dataset, settings.data_root, space.fixed, space.budget, space.evaluation,
                          space.metric, space.mode, space.seed, dataset_options=space.dataset_options,
-                         named_parameters=named)
+                         named_parameters=named, arms=arm_overrides(space))
 
 
-def _trainable(settings: StudySettings):
+def arm_overrides(space: StudySpace) -> dict[str, dict[str, Any]] | None:
+    """An ablation's arms as {name: overrides of `fixed`}, in the space's order; None when it has none."""
+    return {arm.name: dict(arm.overrides) for arm in space.arms} or None
+
+
+def design_tags(space: StudySpace) -> dict[str, str]:
+    """The parent run's tags that say how the study is designed: an ablation and its reference arm, a search with a
+    confirmation stage, else none."""
+    if space.confirm is not None:
+        return {names.DESIGN_TAG: names.DESIGN_SEARCH_CONFIRM}
+    if not space.arms:
+        return {}
+    return {names.DESIGN_TAG: names.DESIGN_ABLATION, names.REFERENCE_ARM_TAG: space.reference_arm}
+
+
+def _trainable(settings: StudySettings, trial_settings=None):
+    """The trainable of the search (or of one stage: `trial_settings`, study.tune_config.TrialSettings)."""
     from ray import tune
 
     from study.trial import train_gan_trial
 
     resources = {"cpu": settings.space.resources.cpus_per_trial, "gpu": settings.space.resources.gpus_per_trial}
-    return tune.with_resources(tune.with_parameters(train_gan_trial, settings=_trial_settings(settings)), resources)
+    # the classifier's weights (about 1 MB) go to the trials only, not into the callbacks' pickled state
+    trial_settings = replace(trial_settings or _trial_settings(settings), classifier=settings.classifier)
+    return tune.with_resources(tune.with_parameters(train_gan_trial, settings=trial_settings), resources)
 
 
-def _restored_tuner(settings: StudySettings, run_path: str):
+def _restored_tuner(settings: StudySettings, run_path: str, trial_settings=None):
     from ray import tune
 
     # The pickled run config brings back the MLflow callback, pointing at the same parent run;
     # its setup() replays the writes the interrupted driver could not make.
-    return tune.Tuner.restore(run_path, _trainable(settings), resume_unfinished=True, resume_errored=True)
+    return tune.Tuner.restore(run_path, _trainable(settings, trial_settings), resume_unfinished=True,
+                              resume_errored=True)
+
+
+def _confirmation_started(run_path: str) -> bool:
+    """Whether a two-stage study's confirmation (study.confirm) has a Tune run to resume."""
+    from ray import tune
+
+    from study.confirm import confirm_run_path
+
+    return tune.Tuner.can_restore(confirm_run_path(run_path))
+
+
+def _run_confirmation(settings: StudySettings, experiment_id: str, parent_run_id: str, run_path: str,
+                      spool_dir: str, search_outcomes: list[TrialOutcome], resume: bool, client):
+    """The second stage of a two-stage study (study.confirm), chosen from the search's outcomes: a new Tune run, or
+    the interrupted one resumed. Returns (its results, their outcomes, its trial settings, whether it was cut off)."""
+    from mlflow.entities import Param
+
+    from study.confirm import (CONFIRM_CONFIGURATIONS_PARAM, CONFIRM_RUN_PATH_PARAM, CONFIRM_SEEDS_PARAM,
+                               confirm_run_path, confirm_stage)
+    from study.dataset_input import training_data
+
+    stage = confirm_stage(search_outcomes, settings.space, _trial_settings(settings))
+    path = confirm_run_path(run_path)
+    print(f"search ended; confirming the {stage.chosen} best configuration(s) by search score and the reference on "
+          f"fresh seeds {stage.seeds[0]}..{stage.seeds[-1]}, each at the full budget ({stage.trial_count} trials; "
+          f"Tune directory {path}):\n" + "\n".join(f"  {c.words()}" for c in stage.configurations), flush=True)
+    if resume:
+        tuner = _restored_tuner(settings, path, stage.settings)
+    else:
+        record = {CONFIRM_RUN_PATH_PARAM: path, CONFIRM_SEEDS_PARAM: ",".join(str(seed) for seed in stage.seeds),
+                  CONFIRM_CONFIGURATIONS_PARAM: json.dumps({c.rank_tag: c.params for c in stage.configurations})}
+        try:  # the same values again after a resumed search: MLflow accepts a parameter logged twice alike
+            client.log_batch(parent_run_id, params=[Param(k, v[:6000]) for k, v in record.items()])
+        except Exception as error:  # the children's tags hold the same; the study goes on
+            print(f"gan-study: could not log the confirmation's settings to MLflow ({str(error).splitlines()[0][:200]})",
+                  file=sys.stderr)
+        data = training_data(settings.splits, settings.data_root, settings.space.dataset_options)
+        tuner = _new_tuner(settings, path.rsplit("/", 1)[1], experiment_id, parent_run_id, spool_dir, data, stage,
+                           storage=path.rsplit("/", 1)[0])
+    results = tuner.fit()
+    outcomes = trial_outcomes(results)
+    return list(results), outcomes, stage.settings, finished_count(outcomes) < stage.trial_count
 
 
 def _new_tuner(settings: StudySettings, run_name: str, experiment_id: str, parent_run_id: str, spool_dir: str,
-               data):
-    """`data`: the trials' study.dataset_input.TrainingData."""
+               data, stage=None, storage: str | None = None):
+    """`data`: the trials' study.dataset_input.TrainingData. The search's Tune run, or with `stage` (a
+    study.confirm.ConfirmStage) the confirmation's: its grid of configurations x fresh seeds, FIFO, in `storage`."""
     from ray import tune
+    from ray.tune.schedulers import FIFOScheduler
 
+    from study.confirm import search_stage_tags
     from study.progress import ProgressLines
     from study.tracking import MlflowStudyCallback
-    from study.tuning import build_tune_setup
+    from study.tuning import TuneSetup, build_tune_setup
 
     space = settings.space
-    setup = build_tune_setup(space, space.num_samples, space.seed)
-    callback = MlflowStudyCallback(settings.tracking_uri, experiment_id, parent_run_id, _trial_settings(settings),
-                                   spool_dir, data)
-    progress = ProgressLines(_trial_settings(settings), space.trial_count(), len(settings.splits.train),
-                             settings.progress_every_s)
+    if stage is None:
+        setup = build_tune_setup(space, space.num_samples, space.seed)
+        trial_settings, total, tags, tags_by_config = (_trial_settings(settings), space.search_trial_count(),
+                                                       search_stage_tags(space), {})
+    else:  # every configuration to the end of its budget: no early stopping
+        setup = TuneSetup(stage.param_space(), None, FIFOScheduler(), 1)
+        trial_settings, total = stage.settings, stage.trial_count
+        tags, tags_by_config = {names.STAGE_TAG: names.STAGE_CONFIRM}, stage.tags_by_config()
+    callback = MlflowStudyCallback(settings.tracking_uri, experiment_id, parent_run_id, trial_settings, spool_dir,
+                                   data, tags, tags_by_config)
+    progress = ProgressLines(trial_settings, total, len(settings.splits.train), settings.progress_every_s)
     return tune.Tuner(
-        _trainable(settings),
+        _trainable(settings, trial_settings),
         param_space=setup.param_space,
         tune_config=tune.TuneConfig(
             metric=space.metric, mode=space.mode, search_alg=setup.search_alg, scheduler=setup.scheduler,
@@ -316,7 +429,7 @@ def _new_tuner(settings: StudySettings, run_name: str, experiment_id: str, paren
             reuse_actors=True,
         ),
         run_config=tune.RunConfig(
-            name=run_name, storage_path=settings.storage, verbose=1 if settings.verbose else 0,
+            name=run_name, storage_path=storage or settings.storage, verbose=1 if settings.verbose else 0,
             callbacks=[callback, progress],
             failure_config=tune.FailureConfig(max_failures=settings.max_failures),
             # PBT clones other trials' earlier checkpoints: deleting old ones would pull them from under it
@@ -334,12 +447,13 @@ def _start_parent_run(client, experiment_id: str, run_name: str, settings: Study
     space = settings.space
     parent_run = client.create_run(experiment_id, run_name=run_name, tags={
         names.ROLE_TAG: names.ROLE_STUDY, names.SPACE_TAG: space.path.name, names.DATASET_TAG: space.dataset,
-        names.STATUS_TAG: names.RUNNING})
+        names.STATUS_TAG: names.RUNNING, **design_tags(space)})
     parent_run_id = parent_run.info.run_id
     client.log_artifact(parent_run_id, str(space.path), artifact_path="space")
+    log_extractors(client, parent_run_id, settings.classifier, settings.inception_fingerprint)
     _log_study_params(client, parent_run_id, space, run_path, spool_dir)
     log_training_input(client, parent_run_id, data)  # the runs table shows it on the study's row too
-    reference = _log_reference_rows(client, parent_run_id, space, settings.splits)
+    reference = _log_reference_rows(client, parent_run_id, space, settings.splits, settings.classifier)
     client.set_tag(parent_run_id, names.DESCRIPTION_TAG, study_description(
         space, experiment=settings.experiment, status=names.RUNNING, trial_counts={}, reference=reference, best=None,
         report=None, report_command=_report_command(settings, parent_run_id), experiment_id=experiment_id,
@@ -353,15 +467,17 @@ def _report_command(settings: StudySettings, parent_run_id: str) -> str:
 
 
 def _best_trial(client, experiment_id: str, parent_run_id: str, settings: StudySettings,
-                outcomes: list[TrialOutcome]) -> BestTrial | None:
-    """The best trial (study.outcome.trial_score: the final protocol where a trial has it), its run and protocol."""
+                stages: list[tuple]) -> BestTrial | None:
+    """The best trial (study.outcome.trial_score: the final protocol where a trial has it), its run and protocol,
+    among the trials of every stage: `stages` holds (Tune results, trial outcomes, trial settings) of each."""
     from study.tracking import child_run_identity
 
     metric, evaluation = settings.space.metric, settings.space.evaluation
-    best = best_trial(outcomes, metric, settings.space.mode)
+    best = best_trial([trial for _, outcomes, _ in stages for trial in outcomes], metric, settings.space.mode)
     if best is None:
         return None
-    run_name, _ = child_run_identity(best.config, _trial_settings(settings))
+    trial_settings = next(stage_settings for _, outcomes, stage_settings in stages if best in outcomes)
+    run_name, _ = child_run_identity(best.config, trial_settings)
     ranked_by, value = trial_score(best.metrics, metric)
     run_id = None
     try:
@@ -414,12 +530,11 @@ def _describe(client, experiment_id: str, parent_run_id: str, settings: StudySet
               file=sys.stderr)
 
 
-def _log_reference_rows(client, run_id: str, space: StudySpace, splits) -> dict[str, float]:
-    """Train (or load) the domain classifier once on the driver, and log what real data scores."""
-    from gan.evaluation import needs_classifier, reference_scores
-    from gan.metrics import load_or_train_classifier
+def _log_reference_rows(client, run_id: str, space: StudySpace, splits, weights) -> dict[str, float]:
+    """What real data scores, by the study's classifier (`weights`, None without one): the trials' yardstick."""
+    from gan.evaluation import reference_scores
 
-    classifier = load_or_train_classifier(splits) if needs_classifier(space.evaluation.metrics) else None
+    classifier = weights.build() if weights is not None else None
     logged = {}
     for name, value in reference_scores(splits, classifier, metrics=space.evaluation.metrics).items():
         client.log_metric(run_id, names.reference(name), value)
@@ -441,6 +556,12 @@ def _log_study_params(client, run_id: str, space: StudySpace, run_path: str, spo
         "fixed": json.dumps(space.fixed, sort_keys=True),
         "searched": ",".join(space.param_names),
     }
+    if space.arms:  # {arm name: overrides of `fixed`}, in the space's order
+        params["arms"] = json.dumps(arm_overrides(space))
+    if space.confirm is not None:  # {top, seeds, against}: the confirmation stage (study.confirm)
+        from study.confirm import CONFIRM_PARAM, confirm_settings_param
+
+        params[CONFIRM_PARAM] = json.dumps(confirm_settings_param(space))
     client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
 
 

@@ -1,7 +1,8 @@
 """How a trial's MLflow run is named and grouped.
 
 - Its name says what it trained: `dcgan g32 d8 k1 s0` (architecture, G and D widths, k, then every other
-  searched parameter as name=value, the seed last). Tune's trial id stays in the tag gan_study.trial_id.
+  searched parameter as name=value, an ablation's arm in brackets, the seed last):
+  `dcgan g16 d16 k1 [no batch-norm in G] s3`. Tune's trial id stays in the tag gan_study.trial_id.
 - Its configuration id (tag gan_study.config_id) is a hash of all its parameters but the seed: the seeds
   of one configuration share it, so MLflow's "Group by" that tag aggregates them (mean, min, max).
 """
@@ -39,14 +40,15 @@ def _short(value: Any) -> str:
     return str(value)
 
 
-def trial_run_name(params: dict[str, Any], searched: Iterable[str]) -> str:
-    """'dcgan g32 d8 k1 lr_g=0.0002 s0' for a trial's flat parameters and the names of the searched ones."""
+def trial_run_name(params: dict[str, Any], searched: Iterable[str], arm: str | None = None) -> str:
+    """'dcgan g32 d8 k1 lr_g=0.0002 s0' for a trial's flat parameters and the names of the searched ones;
+    'dcgan g16 d16 k1 [no batch-norm in G] s3' for a trial of an ablation's `arm`."""
     flat = flat_parameters(params)
     leading = [f"{prefix}{_short(flat[name])}" for name, prefix in LEADING_FIELDS if name in flat]
     others = [f"{SHORT_NAMES.get(name, name)}={_short(flat[name])}" for name in searched
               if name in flat and name not in dict(LEADING_FIELDS) and name != "seed"]
     seed = [f"s{flat['seed']}"] if "seed" in flat else []
-    return " ".join(leading + others + seed)
+    return " ".join(leading + others + ([f"[{arm}]"] if arm is not None else []) + seed)
 
 
 def naming_parameters(grid_points: list[dict[str, Any]]) -> tuple[str, ...]:

@@ -27,6 +27,26 @@ problem; the CLI prints it and exits with status 2 before Ray starts.
     budget: {epochs: 10, eval_every: 2}     # or {steps: 2000, eval_every: 500}
     evaluation: {num_samples: 1000, metrics: [pixel_fd]}
     resources: {cpus_per_trial: 1, gpus_per_trial: 0, max_concurrent: 2}
+
+An ablation names its arms instead of (or besides) a search space: each arm is a set of overrides of `fixed`,
+and every arm runs on every seed.
+
+    arms:
+      recipe: {}
+      no batch-norm in G: {g_batchnorm: false}
+      Adam beta1 0.9: {beta1: 0.9}
+    reference_arm: recipe         # optional, defaults to the first arm: the arm the others are compared with
+
+Arms are one more grid dimension: they need `search: grid` (the default when `arms` is given), and are crossed
+with the grid of `search_space` (if any) and the seeds, so a study runs arms x grid points x seeds trials. An arm
+may not override a searched parameter nor the seed, and no two arms may make the same configuration.
+
+A search (random or optuna, seeds_per_config 1) may be followed by a confirmation stage (study.confirm):
+
+    confirm: {top: 2, seeds: 6, against: {lr_g: 0.001, lr_d: 0.001}}
+
+the `top` best configurations by search score and the reference `against` (every searched parameter set) are
+trained again on `seeds` fresh seeds each, at the full budget, under the same parent run.
 """
 from __future__ import annotations
 
@@ -48,12 +68,13 @@ SCHEDULERS = ("asha", "pbt", "fifo")
 TOP_LEVEL_KEYS = (
     "name", "description", "dataset", "dataset_options", "data_root", "fixed", "search_space", "search", "scheduler",
     "scheduler_options", "metric", "mode", "num_samples", "seeds_per_config", "seed", "budget",
-    "evaluation", "resources",
+    "evaluation", "resources", "arms", "reference_arm", "confirm",
 )
 BUDGET_UNIT_KEYS = ("steps", "epochs", "eval_every")  # one budget; `per_arch` holds more of these
 BUDGET_KEYS = (*BUDGET_UNIT_KEYS, "per_arch")
 EVALUATION_KEYS = ("num_samples", "metrics", "final", "training_metrics", "inception", "inception_weights")
 RESOURCE_KEYS = ("cpus_per_trial", "gpus_per_trial", "max_concurrent")
+CONFIRM_KEYS = ("top", "seeds", "against")
 SCHEDULER_OPTIONS = {
     "asha": ("grace_period", "reduction_factor", "brackets"),
     "pbt": ("perturbation_interval", "quantile_fraction", "resample_probability"),
@@ -86,6 +107,25 @@ class ParamSpec:
 
 
 @dataclass(frozen=True)
+class Arm:
+    """One arm of an ablation: its name and the GanConfig fields it sets on top of `fixed`."""
+
+    name: str
+    overrides: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Confirm:
+    """The confirmation stage of a search (`confirm:`, see study.confirm): after the search, the `top` best
+    configurations and the reference configuration `against` (searched parameter -> value) are trained again on
+    `seeds` fresh seeds each, at the full budget, without early stopping."""
+
+    top: int
+    seeds: int
+    against: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Resources:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
@@ -113,6 +153,9 @@ class StudySpace:
     evaluation: EvaluationPlan
     resources: Resources = field(default_factory=Resources)
     dataset_options: Any = None  # gan.stacked_mnist.StackedOptions of a Stacked MNIST data set, else None
+    arms: tuple[Arm, ...] = ()  # an ablation's arms (empty: not an ablation)
+    reference_arm: str | None = None  # the name of the arm the others are compared with; None without arms
+    confirm: Confirm | None = None  # a search's confirmation stage (`confirm:`); None: a one-stage study
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -134,7 +177,13 @@ class StudySpace:
         return list(unique.values())
 
     def trial_count(self) -> int:
-        configs = len(self.grid_variants()) if self.search == "grid" else self.num_samples
+        """Every trial the study plans: the search's, and those of its confirmation stage if it has one."""
+        confirm = (self.confirm.top + 1) * self.confirm.seeds if self.confirm is not None else 0
+        return self.search_trial_count() + confirm
+
+    def search_trial_count(self) -> int:
+        """The trials of the first (or only) stage: every configuration of the search on each of its seeds."""
+        configs = len(self.grid_variants()) * max(1, len(self.arms)) if self.search == "grid" else self.num_samples
         return configs * self.seeds_per_config
 
 
@@ -399,6 +448,100 @@ def _budget(key: str, raw: Any, nested: bool) -> Budget:
     return budget
 
 
+def _arms(raw: dict, fixed: dict[str, Any], searched: tuple[str, ...]) -> tuple[tuple[Arm, ...], str | None]:
+    """An ablation's arms (see the module docstring) and its reference arm; ((), None) without `arms`. Each arm
+    must make a valid GanConfig with the fixed values (the grid's points are checked with every arm later)."""
+    if "arms" not in raw:
+        if "reference_arm" in raw:
+            raise SpaceError("reference_arm names an arm, but the space has no arms")
+        return (), None
+    arms_raw = raw["arms"]
+    if not isinstance(arms_raw, dict) or not arms_raw:
+        raise SpaceError("arms must be a non-empty mapping of arm names to overrides, like {recipe: {}, "
+                         "no batch-norm in G: {g_batchnorm: false}}")
+    arms: list[Arm] = []
+    configurations: dict[tuple, str] = {}  # each arm's whole configuration, to find two arms that are one
+    for name, overrides_raw in arms_raw.items():
+        if not isinstance(name, str) or not name.strip():
+            raise SpaceError(f"arms: an arm's name must be a non-empty string, got {name!r}")
+        where = f"arms.{name}"
+        overrides = dict(_check_keys(where, overrides_raw, GanConfig.field_names()))
+        if "seed" in overrides:
+            raise SpaceError(f"{where}: an arm cannot set seed (seeds_per_config and seed set each trial's)")
+        clash = [key for key in overrides if key in searched]
+        if clash:
+            raise SpaceError(f"{where} overrides '{clash[0]}', which search_space searches; an arm may set only "
+                             f"fixed or default values")
+        try:
+            flat = GanConfig.from_flat({**fixed, **overrides}).to_flat()
+        except ConfigError as error:
+            raise SpaceError(f"{where}: {error}") from None
+        same = configurations.setdefault(tuple(sorted((k, repr(v)) for k, v in flat.items())), name)
+        if same != name:
+            raise SpaceError(f"arms '{same}' and '{name}' make the same configuration")
+        arms.append(Arm(name, overrides))
+    arm_names = [arm.name for arm in arms]
+    reference = raw.get("reference_arm", arm_names[0])
+    if reference not in arm_names:
+        raise SpaceError(f"reference_arm '{reference}' is not an arm (arms: {', '.join(arm_names)})"
+                         f"{suggestion(str(reference), arm_names)}")
+    return tuple(arms), reference
+
+
+def _confirm(raw: dict, search: str, scheduler: str, params: list[ParamSpec], fixed: dict[str, Any]) -> Confirm | None:
+    """`confirm: {top: K, seeds: N, against: {searched parameter: value, ...}}` (see study.confirm); None without it.
+    `against` must set every searched parameter that is active for it (its `when` conditions) and nothing else, and
+    make a valid GanConfig with the fixed values; its values may lie outside the searched ranges (a recipe's)."""
+    if "confirm" not in raw:
+        return None
+    if search == "grid":
+        raise SpaceError("confirm applies to a search (search: random or optuna); a grid runs every configuration "
+                         "already: use seeds_per_config")
+    if scheduler == "pbt":
+        raise SpaceError("confirm does not apply to scheduler: pbt (a PBT trial's learning rates change during "
+                         "training, so no configuration can be rerun as searched)")
+    if raw.get("seeds_per_config", 1) != 1:
+        raise SpaceError("confirm needs seeds_per_config: 1 (the search runs each configuration once; "
+                         "confirm.seeds sets the confirmation's seeds)")
+    confirm_raw = _check_keys("confirm", raw["confirm"], CONFIRM_KEYS)
+    missing = [key for key in CONFIRM_KEYS if key not in confirm_raw]
+    if missing:
+        raise SpaceError(f"confirm needs {', '.join(CONFIRM_KEYS)}, missing {', '.join(missing)}; e.g. "
+                         "confirm: {top: 2, seeds: 6, against: {lr_g: 0.001, lr_d: 0.001}}")
+    top = _positive_int("confirm.top", confirm_raw["top"])
+    seeds = _positive_int("confirm.seeds", confirm_raw["seeds"])
+    if seeds < 2:
+        raise SpaceError(f"confirm.seeds must be at least 2 (a confirmation compares spreads over seeds), got {seeds}")
+    num_samples = _positive_int("num_samples", raw.get("num_samples", 10))
+    if top > num_samples:
+        raise SpaceError(f"confirm.top {top} exceeds num_samples {num_samples}: there are not that many "
+                         "configurations to confirm")
+    against = confirm_raw["against"]
+    searched = tuple(dict.fromkeys(p.name for p in params))
+    if not isinstance(against, dict) or not against:
+        raise SpaceError(f"confirm.against must map the searched parameters ({', '.join(searched)}) to the reference "
+                         f"configuration's values, got {against!r}")
+    for key in against:
+        if key not in searched:
+            raise SpaceError(f"confirm.against: '{key}' is not a searched parameter (searched: {', '.join(searched)})"
+                             f"{suggestion(str(key), searched)}")
+    assigned: dict[str, Any] = {}
+    for name in searched:  # in the order of search_space: a condition names earlier parameters only
+        active = any(p.name == name and p.active(assigned) for p in params)
+        if active and name not in against:
+            raise SpaceError(f"confirm.against must set every searched parameter; missing '{name}'")
+        if not active and name in against:
+            raise SpaceError(f"confirm.against sets '{name}', which its `when` conditions leave out of this "
+                             "configuration")
+        if active:
+            assigned[name] = against[name]
+    try:
+        typed = GanConfig.from_flat({**fixed, **assigned}).to_flat()
+    except ConfigError as error:
+        raise SpaceError(f"confirm.against: {error}") from None
+    return Confirm(top, seeds, {name: typed[name] for name in assigned})
+
+
 def parse_space(raw: Any, path: Path) -> StudySpace:
     if not isinstance(raw, dict):
         raise SpaceError("a search space must be a YAML mapping")
@@ -423,8 +566,12 @@ def parse_space(raw: Any, path: Path) -> StudySpace:
             params.append(parsed)
         declared.append(name)
     _check_domains(params, fixed)
+    arms, reference_arm = _arms(raw, fixed, tuple(declared))
 
-    search = _one_of("search", raw.get("search", "optuna"), SEARCH_ALGORITHMS)
+    # arms are a grid dimension: an ablation is a grid search unless it says otherwise (and then it is an error)
+    search = _one_of("search", raw.get("search", "grid" if arms else "optuna"), SEARCH_ALGORITHMS)
+    if arms and search != "grid":
+        raise SpaceError(f"arms need search: grid (every arm runs on every seed), got search: {search}")
     scheduler = _one_of("scheduler", raw.get("scheduler", "asha"), SCHEDULERS)
     scheduler_options = dict(_check_keys("scheduler_options", raw.get("scheduler_options"), SCHEDULER_OPTIONS[scheduler]))
     if search == "grid":
@@ -445,6 +592,7 @@ def parse_space(raw: Any, path: Path) -> StudySpace:
             raise SpaceError("scheduler: pbt does not support conditional parameters ('when')")
         if not any(p.name in PBT_MUTABLE for p in params):
             raise SpaceError(f"scheduler: pbt needs at least one searched parameter it can mutate: {', '.join(PBT_MUTABLE)}")
+    confirm = _confirm(raw, search, scheduler, params, fixed)
 
     mode = _one_of("mode", raw.get("mode", "min"), ("min", "max"))
     budget = _budget("budget", raw.get("budget"), nested=True)
@@ -512,9 +660,17 @@ def parse_space(raw: Any, path: Path) -> StudySpace:
         evaluation=evaluation,
         resources=resources,
         dataset_options=dataset_options,
+        arms=arms,
+        reference_arm=reference_arm,
+        confirm=confirm,
     )
     if search == "grid":
-        for variant in space.grid_variants():  # every grid point must make a valid configuration
-            GanConfig.from_flat({**fixed, **variant})
+        for variant in space.grid_variants():  # every grid point must make a valid configuration, with every arm
+            for arm in arms or (Arm("", {}),):
+                try:
+                    GanConfig.from_flat({**fixed, **arm.overrides, **variant})
+                except ConfigError as error:
+                    raise SpaceError(f"{f'arms.{arm.name} with ' if arm.name else ''}grid point {variant}: "
+                                     f"{error}") from None
     return space
 

@@ -38,7 +38,7 @@ FINAL_FLUSH_TIMEOUT_S = 60.0  # at the end of a study, wait this long for a stor
 REFUSED_HTTP_STATUSES = (400, 404, 409)
 # Tune's bookkeeping and our non-metric fields of a result
 _NOT_METRICS = {names.DONE_TRAINING, names.REGIME, names.CONVERGENCE, names.OUTCOME, names.OUTCOME_REASON,
-                names.ERROR, names.ERROR_TEXT,
+                names.ERROR, names.ERROR_TEXT, names.CLASSIFIER_FINGERPRINT,
                 *names.PLACEMENT_KEYS, "config", "trial_id", "pid", "node_ip",
                 "date", "timestamp", "time_this_iter_s", "time_total_s", "time_since_restore",
                 "iterations_since_restore", "training_iteration", "done", "should_checkpoint"}
@@ -95,36 +95,45 @@ def trial_status(last_result: dict[str, Any], errored: bool) -> str:
 
 
 def child_run_params(config: dict[str, Any], settings: TrialSettings) -> dict[str, str]:
-    """Every GanConfig field and the capacity ratio; the raw values of a combination GanConfig refuses (the
-    trial ends as errored and says why, its run still shows what it was given)."""
+    """Every GanConfig field and the capacity ratio, and an ablation's arm (its name, names.ARM); the raw values
+    of a combination GanConfig refuses (the trial ends as errored and says why, its run still shows what it was
+    given)."""
     params = trial_params(config, settings)
     try:
         gan_config = GanConfig.from_flat(params)
         logged = {**gan_config.to_flat(), names.CAPACITY_RATIO_LOG2: gan_config.capacity_ratio_log2}
     except ConfigError:
         logged = params
+    if names.ARM in config:
+        logged = {**logged, names.ARM: config[names.ARM]}
     return {key: str(value) for key, value in sorted(logged.items())}
 
 
 def child_run_identity(config: dict[str, Any], settings: TrialSettings) -> tuple[str, str]:
-    """(run name, configuration id) of a trial: see study.run_names."""
+    """(run name, configuration id) of a trial: see study.run_names. An arm's overrides are in the parameters the
+    configuration id hashes (study.space refuses two arms that make one configuration)."""
     params = trial_params(config, settings)
     searched = [name for name in params if name not in settings.fixed] if settings.named_parameters is None \
         else list(settings.named_parameters)
-    return trial_run_name(params, searched), config_id(params)
+    return trial_run_name(params, searched, config.get(names.ARM)), config_id(params)
 
 
 class MlflowStudyCallback(Callback):
     """Logs every trial of a Tune run as a child of `parent_run_id`, surviving tracking-store outages."""
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, settings: TrialSettings,
-                 spool_dir: str, training_data: TrainingData | None = None):
+                 spool_dir: str, training_data: TrainingData | None = None, tags: dict[str, str] | None = None,
+                 tags_by_config: dict[str, dict[str, str]] | None = None):
         self.tracking_uri = tracking_uri
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
         self.settings = settings
         self.spool_dir = spool_dir  # pending writes and the artifacts they need
         self.training_data = training_data  # each child run's dataset input (study.dataset_input)
+        # tags of every child run (a two-stage study's stage), and of the runs of one configuration id
+        # (study.run_names.config_id; a confirmation's rank and search score, study.confirm)
+        self.tags = dict(tags or {})
+        self.tags_by_config = dict(tags_by_config or {})
         # True while this is the driver that started the study: no child run can exist that it did not create
         self._fresh = True
         self._reset()
@@ -148,6 +157,8 @@ class MlflowStudyCallback(Callback):
 
     def __setstate__(self, state):
         state.setdefault("training_data", None)  # pickled by a version that logged no dataset input
+        state.setdefault("tags", {})  # pickled by a version without stage tags
+        state.setdefault("tags_by_config", {})
         self.__dict__.update(state)
         self._reset()
 
@@ -250,7 +261,8 @@ class MlflowStudyCallback(Callback):
     def on_trial_start(self, iteration, trials, trial, **info):
         run_name, configuration = child_run_identity(trial.config, self.settings)
         self._submit("create", trial.trial_id, params=child_run_params(trial.config, self.settings),
-                     run_name=run_name, tags={names.CONFIG_ID_TAG: configuration})
+                     run_name=run_name, tags={names.CONFIG_ID_TAG: configuration, **self.tags,
+                                              **self.tags_by_config.get(configuration, {})})
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         trial_id = trial.trial_id
@@ -258,6 +270,8 @@ class MlflowStudyCallback(Callback):
         self._last_result[trial_id] = result
         if first:
             tags = {names.placement_tag(key): str(result.get(key, "")) for key in names.PLACEMENT_KEYS}
+            if names.CLASSIFIER_FINGERPRINT in result:  # the network the trial built: the report checks it
+                tags[names.CLASSIFIER_FINGERPRINT_TAG] = str(result[names.CLASSIFIER_FINGERPRINT])
             self._submit("tags", trial_id, tags=tags)
         if names.ERROR in result:  # the trial could not run (study.trial): nothing was measured
             return

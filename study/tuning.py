@@ -1,6 +1,6 @@
 """A StudySpace turned into Ray Tune's pieces: param space, search algorithm, scheduler.
 
-- grid:   Tune's grid search over the enumerated grid points (conditions applied) x seeds.
+- grid:   Tune's grid search over the enumerated grid points (conditions applied) x arms (an ablation) x seeds.
 - optuna: OptunaSearch with a define-by-run space (conditional parameters) and TPE.
 - random: the same with Optuna's RandomSampler, so both share one space definition.
 - Seeds are an explicit repeat dimension: a `seed_index` grid axis, or Tune's Repeater
@@ -75,7 +75,8 @@ class DefineByRun:
 def build_tune_setup(space: StudySpace, num_samples: int, seed: int) -> TuneSetup:
     seeds = space.seeds_per_config
     if space.search == "grid":
-        return TuneSetup(grid_param_space(space.grid_variants(), seeds), None, _scheduler(space), 1)
+        arms = tuple(arm.name for arm in space.arms)
+        return TuneSetup(grid_param_space(space.grid_variants(), seeds, arms), None, _scheduler(space), 1)
     if space.scheduler == "pbt":
         param_space = {spec.name: _tune_domain(spec) for spec in space.params} | seed_axis(seeds)
         return TuneSetup(param_space, None, _scheduler(space), num_samples)

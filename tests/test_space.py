@@ -94,6 +94,30 @@ def test_shipped_spaces_all_parse_and_resolve_by_bare_name(tmp_path, monkeypatch
     # Tune's num_samples would repeat the grid: identical trials with our explicit seeds
     ("search: grid\nnum_samples: 3\nsearch_space: {k: {grid: [1, 2]}}\nbudget: {steps: 1, eval_every: 1}",
      "num_samples does not apply to search: grid"),
+    # an ablation's arms: a non-empty mapping of names to overrides of `fixed`, each a valid configuration
+    ("arms: {}\nbudget: {steps: 1, eval_every: 1}", "arms must be a non-empty mapping of arm names to overrides"),
+    ("arms: [recipe]\nbudget: {steps: 1, eval_every: 1}", "arms must be a non-empty mapping of arm names to overrides"),
+    ("arms: {1: {}}\nbudget: {steps: 1, eval_every: 1}", "arms: an arm's name must be a non-empty string, got 1"),
+    ("arms: {a: [g_batchnorm]}\nbudget: {steps: 1, eval_every: 1}", "'arms.a' must be a mapping"),
+    ("arms: {a: {}, no BN: {g_batchnom: false}}\nbudget: {steps: 1, eval_every: 1}",
+     "unknown key 'g_batchnom' in arms.no BN (did you mean 'g_batchnorm'?)"),
+    ("arms: {a: {}, b: {leaky_slope: -0.2}}\nbudget: {steps: 1, eval_every: 1}",
+     "arms.b: leaky_slope must be >= 0, got -0.2"),
+    ("arms: {a: {}, b: {g_batchnorm: 0}}\nbudget: {steps: 1, eval_every: 1}", "arms.b: g_batchnorm must be true or false"),
+    ("arms: {a: {}, b: {seed: 3}}\nbudget: {steps: 1, eval_every: 1}", "arms.b: an arm cannot set seed"),
+    ("fixed: {beta1: 0.5}\narms: {a: {}, b: {beta1: 0.5}}\nbudget: {steps: 1, eval_every: 1}",
+     "arms 'a' and 'b' make the same configuration"),
+    ("arms:\n  a: {}\n  a: {k: 2}\nbudget: {steps: 1, eval_every: 1}", "not valid YAML at line 3: key 'a' repeated"),
+    ("arms: {a: {}, b: {k: 2}}\nreference_arm: c\nbudget: {steps: 1, eval_every: 1}",
+     "reference_arm 'c' is not an arm (arms: a, b)"),
+    ("reference_arm: a\nbudget: {steps: 1, eval_every: 1}", "reference_arm names an arm, but the space has no arms"),
+    ("arms: {a: {}, b: {k: 2}}\nsearch: optuna\nsearch_space: {lr_g: {choice: [0.001]}}\nbudget: {steps: 1, eval_every: 1}",
+     "arms need search: grid (every arm runs on every seed), got search: optuna"),
+    ("arms: {a: {}, b: {k: 2}}\nsearch_space: {k: {grid: [1, 3]}}\nbudget: {steps: 1, eval_every: 1}",
+     "arms.b overrides 'k', which search_space searches"),
+    # each arm with each grid point: simultaneous updates need k = 1
+    ("arms: {a: {}, b: {updates: simultaneous}}\nsearch_space: {k: {grid: [1, 2]}}\nbudget: {steps: 1, eval_every: 1}",
+     "arms.b with grid point {'k': 2}: updates: simultaneous makes one D and one G update per minibatch"),
 ])
 def test_bad_spaces_give_one_line_naming_the_file_and_problem(tmp_path, text, message):
     path = _write(tmp_path, text)

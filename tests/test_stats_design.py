@@ -8,25 +8,13 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
+from oracles import brute_force_two_sample_p
 from reports.stats import (PRIMARY, SECONDARY, expected_best_curve, expected_best_of_n, fisher_failures, holm,
                            holm_by_family, interaction_test_2x2, min_two_sample_p, two_sample_permutation_test,
                            unpaired_log_ratio, welch_interval, winners_curse)
 
 
 # --- two-sample permutation test -----------------------------------------------------------------------------
-
-def brute_force_two_sample_p(a, b):
-    """Every way to choose which pooled positions form arm a; |mean difference| at least the observed one."""
-    pooled = list(a) + list(b)
-    observed = abs(sum(a) / len(a) - sum(b) / len(b))
-    hits = total = 0
-    for chosen in itertools.combinations(range(len(pooled)), len(a)):
-        arm_a = [pooled[i] for i in chosen]
-        arm_b = [pooled[i] for i in range(len(pooled)) if i not in chosen]
-        hits += abs(sum(arm_a) / len(arm_a) - sum(arm_b) / len(arm_b)) >= observed - 1e-12
-        total += 1
-    return hits / total, total
-
 
 @pytest.mark.parametrize("n_a,n_b,shift,decimals", [(4, 5, 0.8, 6), (5, 5, 0.3, 6), (6, 4, 1.5, 6), (5, 6, 0.5, 0)])
 def test_permutation_p_equals_brute_force_enumeration_of_all_splits(n_a, n_b, shift, decimals):
