@@ -29,8 +29,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from gan import names
-from gan.convergence import DIVERGED
-from gan.outcome import FAILED
 from reports import effects
 from reports.load import METRIC_PREFIX, PARAM_PREFIX, ReportError, StudyData, metric_history
 from reports.plots import DPI, Plot
@@ -38,7 +36,7 @@ from reports.stats import (ALPHA, clopper_pearson, fisher_failures, holm_by_fami
                            positive_interval, unpaired_log_ratio)
 from reports.tables import Table, cut_short, fmt, fmt_p, left_out_line, param_text, with_factors
 
-FAILURE_OUTCOMES = (FAILED, DIVERGED)  # gan.outcome labels of a run whose FID measures nothing
+FAILURE_OUTCOMES = effects.FAILURE_OUTCOMES  # gan.outcome labels of a run whose FID measures nothing
 MIN_RUNS_FOR_RATIO = 2  # runs that did not fail, in each arm: a Welch interval needs a spread on both sides
 FID_FAMILY, FAILURE_FAMILY = "final FID against the reference", "failure rate against the reference"
 TOO_FEW = "too few runs that did not fail"
@@ -223,12 +221,6 @@ def findings(frame: pd.DataFrame, strata: list[str], fid_label: str, reference: 
     return sentences
 
 
-def _floor_words(n_a: int, n_b: int) -> str:
-    if n_a == n_b:
-        return f"2/C({2 * n_a}, {n_a}) = {fmt_p(min_two_sample_p(n_a, n_b))} at {n_a} vs {n_b}"
-    return f"1/C({n_a + n_b}, {n_a}) = {fmt_p(min_two_sample_p(n_a, n_b))} at {n_a} vs {n_b}"
-
-
 def findings_note(frame: pd.DataFrame, strata: list[str], fid_label: str, reference: str, left_out: str) -> str:
     """What the sentences rest on: the declared families, the p floor the runs allow, what shows no evidence."""
     compared = frame[frame.apply(_compared, axis=1)] if len(frame) else frame
@@ -241,7 +233,7 @@ def findings_note(frame: pd.DataFrame, strata: list[str], fid_label: str, refere
             "failure rates (Fisher's exact, Holm-adjusted), labelled (secondary).")
     sizes = sorted({(int(r["not_failed"]), int(r["reference_not_failed"])) for _, r in tested.iterrows()})
     if sizes:
-        note += (f" What the runs can carry: the smallest permutation p is {'; '.join(_floor_words(*s) for s in sizes)}"
+        note += (f" What the runs can carry: the smallest permutation p is {'; '.join(effects.floor_words(*s) for s in sizes)}"
                  f"; Holm across {m} comparison{'s' if m != 1 else ''} needs the smallest below "
                  f"{ALPHA / max(m, 1):.2g}.")
     quiet = tested[~(tested["holm_p"] < ALPHA)]

@@ -11,7 +11,7 @@ from reports.tables import Table
 
 
 FINDINGS_TITLE = "What this study shows"
-NO_FINDINGS = ("No comparison of the primary metric reaches a Holm-adjusted exact p < 0.05: this study does not "
+NO_FINDINGS = ("No comparison of the primary metric reaches a Holm-adjusted p < 0.05: this study does not "
                "show an effect (which is not evidence that there is none).")
 
 

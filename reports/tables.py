@@ -17,6 +17,7 @@ from gan import names
 from reports import effects
 from reports.budget_text import budget_text
 from reports.load import METRIC_PREFIX, PARAM_PREFIX, StudyData
+from reports.stats import ALPHA, INTERACTION_PERMUTATIONS, SECONDARY, fisher_failures
 
 CAPACITY = names.CAPACITY_RATIO_LOG2
 LR_RATIO = "lr_ratio_log10"  # log10(lr_g / lr_d), a derived factor
@@ -132,6 +133,15 @@ def compared_trials(study: StudyData) -> pd.DataFrame:
     return finished[cut_short(finished).isna()]
 
 
+def compared_runs(study: StudyData) -> pd.DataFrame:
+    """compared_trials and the trials that ended as failures without a score (a run that diverged before its first
+    evaluation): every run a failure rate counts (effects.FAILURE_OUTCOMES)."""
+    trials = study.trials
+    failed = trials[effects.OUTCOME].isin(effects.FAILURE_OUTCOMES) if effects.OUTCOME in trials else False
+    scored = trials.index.isin(study.finished.index)
+    return trials[(scored | failed) & cut_short(trials).isna()]
+
+
 def left_out_line(study: StudyData, what: str = "Final scores are compared") -> str:
     """'' when every finished trial's score is final; else one line: how many trials are compared, how many are
     left out and why."""
@@ -186,7 +196,7 @@ def _failed_cell(row) -> str:
 
 def imbalance_table(study: StudyData) -> tuple[pd.DataFrame, Table]:
     """Rows: each stratum and (G, D) cell; cells: outcomes and each metric's mean with its 95% interval."""
-    frame, strata = comparison_frame(study)
+    frame, strata = comparison_frame(study, compared_runs(study))
     columns = imbalance_columns(study)
     if frame.empty:
         return pd.DataFrame(), Table("Capacity imbalance, cell by cell", [], [], set(),
@@ -211,11 +221,12 @@ def imbalance_table(study: StudyData) -> tuple[pd.DataFrame, Table]:
                 bold.add((int(numbers.index.get_loc(best)), first + j))
     primary = primary_metric(study)
     note = ("Each row is one (G width, D width) cell within each "
-            f"{' × '.join(strata) or 'study'}; final evaluation on the test split. 'failed': trials whose final "
-            "metrics show collapse or a stuck GAN (gan.outcome: FID beyond 10% of FID(test, noise), fewer than 90% "
-            "of the classes or half of the modes, or a dead D), with the exact (Clopper–Pearson) 95% interval of "
-            "the failure rate; 'still improving': validation score improved ≥ 10% over the last quarter. Means "
-            "with 95% intervals over the trials (seeds) that stay in each metric's domain: "
+            f"{' × '.join(strata) or 'study'}; final evaluation on the test split. 'failed': trials that diverged "
+            "or whose final metrics show collapse or a stuck GAN (gan.outcome: FID beyond 10% of FID(test, noise), "
+            "fewer than 90% of the classes or half of the modes, or a dead D), with the exact (Clopper–Pearson) 95% "
+            "interval of the failure rate; 'still improving': validation score improved ≥ 10% over the last quarter. "
+            "Means with 95% intervals over the trials (seeds) that did not fail (a failed run's score measures "
+            "nothing: it counts in 'failed'), in intervals that stay in each metric's domain: "
             f"{'geometric mean and t-interval of logs' if primary in effects.POSITIVE_METRICS else 't-interval'} "
             "for the primary metric, logit-scale t-intervals for counts and shares, t-intervals otherwise. Bold: "
             "the best cell per column within its group, among cells where at most half of the trials failed.")
@@ -240,7 +251,8 @@ SECONDARY_METRICS = (names.FID, names.CLASSES_COVERED, names.MODES_COVERED)
 
 @dataclass(frozen=True)
 class Inference:
-    """What the report tests: the primary metric's two families, the secondary comparisons, the strata."""
+    """What the report tests: the primary metric's families (effects.Analysis), the other metrics' comparisons
+    (shown, not claimed), the strata, and the runs compared (compared_runs, params unprefixed)."""
 
     analysis: effects.Analysis
     secondary: list[effects.Comparison]
@@ -249,7 +261,7 @@ class Inference:
 
 
 def inference(study: StudyData) -> Inference:
-    frame, strata = comparison_frame(study)
+    frame, strata = comparison_frame(study, compared_runs(study))
     primary = primary_metric(study)
     secondary = [c for metric in SECONDARY_METRICS if metric != primary and study.has_metric(metric)
                  for c in effects.comparisons(frame, strata, metric)]
@@ -261,53 +273,83 @@ def contrasts_table(study: StudyData, found: Inference) -> tuple[pd.DataFrame, T
     if not blocks:
         return None
     strata = found.strata
-    rows = [[*(param_text(v) for v in c.stratum), f"{c.widths[0]:g}, {c.widths[1]:g}",
-             str(c.n), effects.effect_words(c) if c.ratio is not None else
-             fmt_interval(c.difference.difference.mean, c.difference.difference.low, c.difference.difference.high),
-             f"{c.effect.n_in_direction} of {c.n}", fmt_p(c.p), fmt_p(c.p_holm), "yes" if c.significant else "no",
-             f"{c.still_improving} of {c.trials}"] for c in blocks]
-    bold = {(i, len(strata) + 6) for i, c in enumerate(blocks) if c.significant}
+    rows = []
+    for c in blocks:
+        tested = c.analysis is not None
+        i = c.analysis.interaction if tested else None
+        normality = c.analysis.residual_normality_p if tested else math.nan
+        rows.append([*(param_text(v) for v in c.stratum), f"{c.widths[0]:g}, {c.widths[1]:g}",
+                     " / ".join(str(n) for n in c.runs) + (f" ({c.failed} failed)" if c.failed else ""),
+                     effects.effect_words(c), f"{fmt(i.f)} (1, {i.df_error})" if tested else "–",
+                     fmt_p(normality) + (" (not normal)" if c.permutation_used else ""),
+                     f"{fmt_p(c.p)} ({'permutation' if c.permutation_used else 'F'})" if tested else "–",
+                     fmt_p(c.p_holm), "yes" if c.significant else "no", f"{c.still_improving} of {c.trials}"])
+    bold = {(i, len(strata) + 7) for i, c in enumerate(blocks) if c.significant}
     label = metric_label(study, found.analysis.metric)
-    note = (f"Family 1 of the primary metric ({label}): for each complete 2 × 2 block G ∈ {{a, b}} × D ∈ {{a, b}}, "
-            "seed by seed, the geometric mean of the two imbalanced cells over that of the two balanced cells "
-            "(the G × D interaction: the sizes of G and D cancel). Ratio with its 95% paired t-interval on the "
-            "log scale; p: exact two-sided sign-flip test over all 2^n sign assignments; Holm-adjusted across the "
-            "blocks.")
-    table = Table("Imbalance itself: the 2 × 2 contrast", [*strata, "widths a, b", "seeds", "ratio [95% CI]",
-                  "seeds in direction", "exact p", "Holm p", "significant", "still improving"], rows, bold, note)
+    scale = f"log {label}" if found.analysis.metric in effects.POSITIVE_METRICS else label
+    note = (f"Family 1, the declared primary family ({label}): for each complete 2 × 2 block G ∈ {{a, b}} × "
+            f"D ∈ {{a, b}}, the G × D interaction of a two-way analysis of {scale} over the runs that did not fail "
+            "(failed or diverged runs are left out and counted in the failure comparisons). Runs: per cell, in the "
+            "order G a / D a, G a / D b, G b / D a, G b / D b. Effect: the geometric mean of the two imbalanced cells "
+            "over that of the two balanced cells (the sizes of G and D cancel), exp(−interaction/2), with its 95% "
+            "interval from the two-way analysis' residual variance; F: the interaction's F on 1 and N − 4 degrees "
+            "of freedom; residuals: Shapiro–Wilk p of the residuals from the cell means; p: the F test's, or, where "
+            f"the residuals fail that check (p < {ALPHA:g}), the Freedman–Lane permutation p "
+            f"({INTERACTION_PERMUTATIONS:,} permutations); Holm-adjusted across the blocks. A cell with fewer than "
+            f"{effects.MIN_RUNS} runs that did not fail leaves its block untested ({effects.TOO_FEW}).")
+    table = Table("Imbalance itself: the 2 × 2 interaction", [*strata, "widths a, b", "runs that did not fail",
+                  "ratio [95% CI]", "F (df)", "residuals: Shapiro–Wilk p", "p (test)", "Holm p", "significant",
+                  "still improving"], rows, bold, note)
     return effects.contrasts_frame(blocks, strata), table
 
 
+def _failures_cell(c: effects.Comparison) -> str:
+    f = c.failures
+    if not (f.n_a and f.n_b):
+        return "–"
+    return (f"{f.failures_a} of {f.n_a} vs {f.failures_b} of {f.n_b}: p {fmt_p(f.p)}"
+            + (f" (Holm {fmt_p(c.failures_holm)})" if c.role == SECONDARY else ""))
+
+
 def paired_effects_table(study: StudyData, found: Inference) -> tuple[pd.DataFrame, Table]:
-    """Every imbalanced cell against each balanced neighbour: the primary metric (family 2) and the
-    secondary metrics (shown, not claimed)."""
+    """Every imbalanced cell against each balanced neighbour: the primary metric (family 2) with the two cells'
+    failure rates (the failure family), and the secondary metrics (shown, not claimed)."""
     strata = found.strata
     everything = found.analysis.pairwise + found.secondary
     rows, bold = [], set()
     for i, c in enumerate(everything):
         level = math.log2(c.cell[1] / c.cell[0])
-        estimate = effects.effect_words(c)
-        role = "primary" if c.primary else "secondary"
+        floor = f" ({fmt_p(c.test.floor)})" if c.test is not None else ""
+        role = "family 2 (secondary)" if c.role == SECONDARY else "shown"
         rows.append([*(param_text(v) for v in c.stratum),
                      f"{effects.cell_words(c.cell)} ({effects.imbalance_words(level)})",
                      f"{effects.cell_words(c.neighbour)} (same {c.shared})", metric_label(study, c.metric), role,
-                     str(c.n), estimate, f"{c.effect.n_in_direction} of {c.n}", fmt_p(c.p),
-                     fmt_p(c.p_holm), "yes" if c.significant else "no", f"{c.still_improving} of {c.trials}"])
+                     f"{c.runs[0]} vs {c.runs[1]}", effects.effect_words(c), fmt_p(c.p) + floor, fmt_p(c.p_holm),
+                     "yes" if c.significant else "no", _failures_cell(c) if c.role == SECONDARY else "",
+                     f"{c.still_improving} of {c.trials}"])
         if c.significant:
-            bold.add((i, len(strata) + 5))
+            bold.add((i, len(strata) + 5))  # the effect
+        if c.role == SECONDARY and c.failures_significant:
+            bold.add((i, len(strata) + 9))  # the failures
     gate = ("" if found.analysis.gate_open or not found.analysis.contrasts else
-            " The primary comparisons were not tested: not every 2 × 2 contrast was significant (serial "
-            "gatekeeping), so their Holm p is '–'.")
-    note = ("Each imbalanced cell against each balanced cell that shares one of its networks, seed by seed. "
-            "Positive scores (FID) as a ratio (treated / balanced) with the 95% paired t-interval of the log "
-            "ratios; other metrics as a difference with the paired t-interval. p: exact two-sided sign-flip test; "
-            "Holm p: adjusted across the primary metric's comparisons (family 2, tested only when every 2 × 2 "
-            "contrast of family 1 is significant or the design has none). Secondary metrics are shown, not "
-            "claimed." + gate)
+            " Family 2 was not tested: not every 2 × 2 interaction of family 1 was significant (serial "
+            "gatekeeping), so its Holm p is '–'.")
+    note = ("Each imbalanced cell against each balanced cell that shares one of its networks. The two cells are "
+            "different networks: their runs are compared as independent samples, not paired by seed. Runs: those "
+            "of each cell that did not fail (failed or diverged runs are left out of the scores and counted in "
+            "'failed'). Positive scores (FID) as a ratio of geometric means (imbalanced / balanced) with exp of the "
+            "Welch 95% interval of the log difference; other metrics as a difference with its Welch interval; "
+            f"a cell with fewer than {effects.MIN_RUNS} runs that did not fail gets none ({effects.TOO_FEW}). p: "
+            "two-sample permutation test over all C(n₁ + n₂, n₁) splits (Monte Carlo beyond 10⁶), in brackets the "
+            "smallest p those runs could give. Holm p: adjusted within family 2 (the primary metric's comparisons, "
+            "secondary to family 1, tested only when every 2 × 2 interaction of family 1 is significant or the "
+            "design has none). 'failed': failed or diverged runs of the two cells, Fisher's exact p, Holm-adjusted "
+            "within the failure family (secondary). Other metrics are shown, not claimed." + gate)
     numbers = effects.comparisons_frame(everything, strata)
-    table = Table("Imbalanced cells against their balanced neighbours, seed-paired",
-                  [*strata, "imbalanced cell", "balanced neighbour", "metric", "role", "seed pairs", "effect [95% CI]",
-                   "seeds in direction", "exact p", "Holm p", "claimed", "still improving"], rows, bold, note)
+    table = Table("Imbalanced cells against their balanced neighbours",
+                  [*strata, "imbalanced cell", "balanced neighbour", "metric", "role", "runs that did not fail",
+                   "effect [95% CI]", "p (smallest possible)", "Holm p", "claimed", "failed: Fisher p (Holm)",
+                   "still improving"], rows, bold, note)
     return numbers, table
 
 
@@ -341,16 +383,51 @@ def findings(study: StudyData, found: Inference) -> list[str]:
     return effects.findings(found.analysis, found.strata, steps_words(study))
 
 
+def _fisher_floor(n_a: int, n_b: int) -> float:
+    """The smallest two-sided p of Fisher's exact test between n_a and n_b runs: every run of one arm failed, none
+    of the other."""
+    return min(fisher_failures(n_a, n_a, 0, n_b).p, fisher_failures(0, n_a, n_b, n_b).p)
+
+
+def floors_words(found: Inference) -> str:
+    """What the runs can carry: the smallest p of each family's test at the study's numbers of runs, and the
+    smallest p Holm needs across each family."""
+    pairwise = found.analysis.pairwise
+    parts = [f"family 1's F test has no floor (its permutation version cannot go below "
+             f"1/{INTERACTION_PERMUTATIONS + 1:,})"] if any(c.analysis for c in found.analysis.contrasts) else []
+    tested = [c for c in pairwise if c.test is not None]
+    if tested:
+        sizes = sorted({c.runs for c in tested})
+        parts.append(f"family 2's smallest exact p is {'; '.join(effects.floor_words(*s) for s in sizes)} runs that "
+                     f"did not fail, and Holm across its {len(tested)} comparison{'s' if len(tested) != 1 else ''} "
+                     f"needs the smallest below {ALPHA / len(tested):.2g}")
+    counted = [c for c in pairwise if c.failures.n_a and c.failures.n_b]
+    if counted:
+        sizes = sorted({(c.failures.n_a, c.failures.n_b) for c in counted})
+        parts.append("the failure family's smallest Fisher p is " + "; ".join(
+            f"{fmt_p(_fisher_floor(*s))} at {s[0]} vs {s[1]} runs" for s in sizes) + f" (Holm across "
+            f"{len(counted)} needs the smallest below {ALPHA / len(counted):.2g})")
+    return f" What the runs can carry: {'; '.join(parts)}." if parts else ""
+
+
 def findings_note(study: StudyData, found: Inference) -> str:
-    """The declared primary metric and family, and the trials' outcomes."""
-    label = metric_label(study, found.analysis.metric)
+    """The declared primary metric and families, the floor of each family's test, and the trials' outcomes."""
+    metric = found.analysis.metric
+    label = metric_label(study, metric)
+    scale = f"log {label}" if metric in effects.POSITIVE_METRICS else label
     strata = " × ".join(found.strata) or "study"
-    note = (f"Primary metric: final {label} (test split{', mean of the independent sample draws' if effects.per_draw_columns(found.frame, found.analysis.metric) else ''}). "
-            f"Claims are made only on it, within each {strata}: family 1 = the 2 × 2 imbalance contrasts "
-            f"({len(found.analysis.contrasts)}), family 2 = each imbalanced cell against each balanced cell sharing "
-            f"one of its networks ({len(found.analysis.pairwise)}), tested only when family 1 is empty or all "
-            "significant; exact sign-flip p-values, Holm-adjusted within each family; a sentence only where the "
-            "adjusted p < 0.05. Other metrics are shown in the tables, not claimed.")
+    draws = ", mean of the independent sample draws" if effects.per_draw_columns(found.frame, metric) else ""
+    note = (f"Primary metric: final {label} (test split{draws}), over the runs that did not fail (failed or "
+            f"diverged runs are counted as failures instead). Declared primary family, within each {strata}: "
+            f"family 1 = the 2 × 2 imbalance contrasts ({len(found.analysis.contrasts)}), each the G × D "
+            f"interaction of a two-way analysis of {scale} (F test, or its permutation p where the residuals fail a "
+            "normality check). Secondary families, labelled "
+            "(secondary): family 2 = each imbalanced cell against each balanced cell sharing one of its networks "
+            f"({len(found.analysis.pairwise)}), exact two-sample permutation tests of {scale} (the cells are "
+            "different networks: runs unpaired), tested only when family 1 is empty or all significant (the serial "
+            "gate is kept); failures = the same pairs of cells' failure rates, Fisher's exact test. Holm-adjusted "
+            "within each family; a sentence only where the adjusted p < 0.05. Other metrics are shown in the "
+            "tables, not claimed." + floors_words(found))
     frame = found.frame
     if effects.OUTCOME not in frame or frame[effects.OUTCOME].isna().all():
         return note + " The trials carry no outcome: whether they failed or trained long enough is unknown."

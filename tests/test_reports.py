@@ -20,9 +20,11 @@ FIGURES = ("fid_vs_capacity", "paired_differences", "fid_heatmap", "regimes", "l
 # DCGAN: a 2 x 2 factorial G, D in {8, 16}, 8 seeds. Final FID = 20 x (2 if G = 8) x (1.2 if D = 8) x (1.5 if
 # imbalanced) x a seed factor shared by the seed's four cells x a small jitter of its own:
 #   G16/D16 = 20, G8/D8 = 48, G16/D8 = 36, G8/D16 = 60 (before seed factors).
-# The 2 x 2 contrast is exactly x1.5 in every seed; pairwise, G8/D16 is above both balanced neighbours (x3 and x1.25)
-# but G16/D8 is above G16/D16 (x1.8) and below G8/D8 (x0.75): only G8/D16 shows imbalance itself.
-# MLP: not factorial (G 256 with D 256 and 128, G 128 with D 256), 3 seeds: its comparisons cannot reach 0.05.
+# The 2 x 2 contrast is x1.5 (the G x D interaction; cells are unpaired, so the seed factors are residual noise);
+# pairwise, G8/D16 is above both balanced neighbours (x3 and x1.25) but G16/D8 is above G16/D16 (x1.8) and below
+# G8/D8 (x0.75): only G8/D16 shows imbalance itself.
+# MLP: not factorial (G 256 with D 256 and 128, G 128 with D 256), 3 seeds (one failed): its comparisons cannot
+# reach 0.05.
 SEEDS = 8
 CELLS = {(16, 16): 20.0, (8, 8): 48.0, (16, 8): 36.0, (8, 16): 60.0}
 MLP_CELLS = {(256, 256): 60.0, (256, 128): 80.0, (128, 256): 90.0}
@@ -103,7 +105,9 @@ def test_cell_table_gives_geometric_means_log_intervals_and_exact_failure_rates(
     assert len(table) == 7
     for arch, cells in (("dcgan", CELLS), ("mlp", MLP_CELLS)):
         for cell in cells:
-            logs = [math.log(v) for v in trial_fids(arch, cell)]
+            # the cell's runs that did not fail: a failed run counts in `failed`, not in the FID
+            logs = [math.log(t.final[names.FID]) for t in design() if t.params["arch"] == arch
+                    and (t.params["g_width"], t.params["d_width"]) == cell and t.tags[names.OUTCOME_TAG] != "failed"]
             n = len(logs)
             half = t.ppf(0.975, n - 1) * statistics.stdev(logs) / math.sqrt(n)
             row = table.loc[(arch, *cell)]
@@ -114,6 +118,7 @@ def test_cell_table_gives_geometric_means_log_intervals_and_exact_failure_rates(
     exact = binomtest(1, 3).proportion_ci(method="exact")
     assert failed["failed"] == 1 and (failed["failed_ci_low"], failed["failed_ci_high"]) == pytest.approx(
         (exact.low, exact.high))
+    assert failed["fid_n"] == 2  # 3 runs, 1 failed
     assert table.loc[("dcgan", 8, 16), "still_improving"] == 2
     classes = table.loc[("dcgan", 16, 16)]
     assert 0 <= classes["classes_covered_ci_low"] <= classes["classes_covered_ci_high"] <= 10  # stays in its domain
@@ -121,47 +126,83 @@ def test_cell_table_gives_geometric_means_log_intervals_and_exact_failure_rates(
     assert "| mlp | 1 | 128 / 256 | 3 | 1 of 3 [" in markdown
 
 
-def test_the_2x2_contrast_is_the_imbalance_ratio_with_an_exact_p(report):
+def test_the_2x2_contrast_is_the_imbalance_ratio_tested_by_the_interaction_f(report):
     import pandas as pd
+    from scipy import stats
 
     contrasts = pd.read_csv(report / "contrasts.csv")
     assert len(contrasts) == 1  # the MLP has no complete 2 x 2 block
     row = contrasts.iloc[0]
-    assert (row["width_a"], row["width_b"]) == (8, 16) and row["pairs"] == SEEDS
-    assert row["estimate"] == pytest.approx(1.5, rel=0.01)  # seed factors cancel, jitter is 2%
-    assert row["p_exact"] == pytest.approx(2 / 2 ** SEEDS) and row["p_holm"] == pytest.approx(2 / 2 ** SEEDS)
-    assert row["significant"] and row["pairs_in_direction"] == SEEDS
+    assert (row["width_a"], row["width_b"]) == (8, 16)
+    assert [row[k] for k in ("runs_aa", "runs_ab", "runs_ba", "runs_bb")] == [SEEDS] * 4
+    # two-way ANOVA by hand on log FID: cells (G, D), n = SEEDS each
+    logs = {cell: [math.log(v) for v in trial_fids("dcgan", cell)] for cell in CELLS}
+    mean = {cell: statistics.mean(v) for cell, v in logs.items()}
+    grand = statistics.mean(mean.values())
+    g_mean = {g: (mean[(g, 8)] + mean[(g, 16)]) / 2 for g in (8, 16)}
+    d_mean = {d: (mean[(8, d)] + mean[(16, d)]) / 2 for d in (8, 16)}
+    ss_ab = SEEDS * sum((mean[(g, d)] - g_mean[g] - d_mean[d] + grand) ** 2 for g, d in CELLS)
+    sse = sum((y - mean[cell]) ** 2 for cell, values in logs.items() for y in values)
+    df = 4 * (SEEDS - 1)
+    f = ss_ab / (sse / df)
+    assert row["f"] == pytest.approx(f) and row["df_error"] == df and row["p_f"] == pytest.approx(stats.f.sf(f, 1, df))
+    residuals = [y - mean[cell] for cell, values in logs.items() for y in values]
+    assert row["normality_p"] == pytest.approx(stats.shapiro(residuals).pvalue) and row["normality_p"] >= 0.05
+    assert row["p_test"] == "F" and row["p"] == pytest.approx(row["p_f"]) and row["p_holm"] == pytest.approx(row["p"])
+    # imbalanced over balanced, geometric means: exp of half the interaction contrast, interval from the MSE
+    half = (mean[(8, 16)] + mean[(16, 8)] - mean[(8, 8)] - mean[(16, 16)]) / 2
+    margin = stats.t.ppf(0.975, df) * math.sqrt(sse / df * 4 / SEEDS) / 2
+    assert row["estimate"] == pytest.approx(math.exp(half)) == pytest.approx(1.5, rel=0.01)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((math.exp(half - margin), math.exp(half + margin)))
+    assert row["significant"]
 
 
-def test_pairwise_comparisons_are_seed_paired_ratios_holm_adjusted_across_the_family(report):
+def test_pairwise_comparisons_are_unpaired_ratios_holm_adjusted_within_family_2(report):
     import pandas as pd
+    from oracles import brute_force_two_sample_p, holm_by_hand
     from scipy.stats import t
 
     paired = pd.read_csv(report / "paired_effects.csv")
-    primary = paired[paired["role"] == "primary"].set_index(["arch", "g_width", "d_width", "shared"])
-    assert len(primary) == 6  # dcgan: 2 imbalanced cells x 2 neighbours; mlp: 2 cells x 1 neighbour each
-    treated, control = trial_fids("dcgan", (8, 16)), trial_fids("dcgan", (8, 8))
-    logs = [math.log(a / b) for a, b in zip(treated, control)]
-    half = t.ppf(0.975, SEEDS - 1) * statistics.stdev(logs) / math.sqrt(SEEDS)
-    row = primary.loc[("dcgan", 8, 16, "G")]
-    assert row["estimate"] == pytest.approx(math.exp(statistics.mean(logs)))
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx((math.exp(statistics.mean(logs) - half),
-                                                             math.exp(statistics.mean(logs) + half)))
-    # Holm over 6: four exact p of 2/256 and two of 2/8 (3 MLP seeds) -> 6 x 2/256 = 0.047 for the four
-    assert row["p_exact"] == pytest.approx(2 / 256) and row["p_holm"] == pytest.approx(6 * 2 / 256)
-    assert primary.loc[("mlp", 256, 128, "G"), "p_holm"] == pytest.approx(0.5) and not \
-        primary.loc[("mlp", 256, 128, "G"), "significant"]
-    secondary = paired[paired["role"] == "secondary"]
-    assert set(secondary["metric"]) == {names.CLASSES_COVERED} and secondary["p_holm"].isna().all()
+    family = paired[paired["role"] == "secondary"].set_index(["arch", "g_width", "d_width", "shared"])
+    assert len(family) == 6  # dcgan: 2 imbalanced cells x 2 neighbours; mlp: 2 cells x 1 neighbour each
+    failed = {("mlp", (128, 256)): [0]}  # seed 0 of that cell failed: it leaves the ratio
+    expected_p = {}
+    for (arch, g, d, shared) in family.index:
+        neighbour = (g, g) if shared == "G" else (d, d)
+        logs = [[math.log(v) for seed, v in enumerate(trial_fids(arch, cell))
+                 if seed not in failed.get((arch, cell), [])] for cell in ((g, d), neighbour)]
+        expected_p[(arch, g, d, shared)], _ = brute_force_two_sample_p(*logs)
+        row = family.loc[(arch, g, d, shared)]
+        assert (row["runs"], row["neighbour_runs"]) == (len(logs[0]), len(logs[1]))
+        assert row["p"] == pytest.approx(expected_p[(arch, g, d, shared)]) and row["exact"]
+        # ratio of geometric means with Welch's interval of the log difference
+        (a, b), (va, vb) = map(statistics.mean, logs), [statistics.variance(x) / len(x) for x in logs]
+        nu = (va + vb) ** 2 / (va ** 2 / (len(logs[0]) - 1) + vb ** 2 / (len(logs[1]) - 1))
+        margin = t.ppf(0.975, nu) * math.sqrt(va + vb)
+        assert row["estimate"] == pytest.approx(math.exp(a - b))
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx((math.exp(a - b - margin), math.exp(a - b + margin)))
+    assert family.loc[("dcgan", 8, 16, "G"), "p"] < 2 / 2 ** SEEDS  # below what a sign-flip test of 8 pairs can give
+    adjusted = dict(zip(expected_p, holm_by_hand(list(expected_p.values()))))
+    for key, p in adjusted.items():
+        assert family.loc[key, "p_holm"] == pytest.approx(p) and bool(family.loc[key, "significant"]) == (p < 0.05)
+    assert family.loc[("dcgan", 8, 16, "G"), "significant"] and not family.loc[("mlp", 256, 128, "G"), "significant"]
+    shown = paired[paired["role"] == "shown"]
+    assert set(shown["metric"]) == {names.CLASSES_COVERED} and shown["p_holm"].isna().all()
 
 
 def test_what_this_study_shows_claims_only_holm_significant_effects_and_separates_imbalance_from_size(built, report):
     markdown = (report / "report.md").read_text()
     findings = markdown.split("## What this study shows")[1].split("| |")[0]
-    assert "DCGAN: imbalance itself raises the final FID" in findings and "×1.5 [" in findings
-    assert "D 2× wider than G (G 8 / D 16) gives ×1.25" in findings
-    assert "DCGAN, G 8 / D 16: the imbalance itself matters" in findings
-    assert "DCGAN, G 16 / D 8: differs from both balanced neighbours but in opposite directions" in findings
+    assert "- DCGAN: imbalance itself raises the final FID" in findings and "×1.5 [" in findings
+    assert "G × D interaction of a two-way analysis of log FID" in findings and "F(1, 28) = " in findings
+    # family 1 is the declared primary family; every sentence of family 2 is labelled secondary
+    assert "- (secondary) DCGAN: D 2× wider than G (G 8 / D 16) gives ×1.25" in findings
+    assert "8 vs 8 runs that did not fail; exact permutation p = " in findings
+    assert "- (secondary) DCGAN, G 8 / D 16: the imbalance itself matters" in findings
+    assert "- (secondary) DCGAN, G 16 / D 8: differs from both balanced neighbours but in opposite directions" \
+        in findings
+    bullets = [line for line in findings.splitlines() if line.startswith("- ")]
+    assert [line for line in bullets if not line.startswith("- (secondary) ")] == [bullets[0]]
     assert "MLP" not in findings.split("Primary metric")[0]  # 3 seeds: nothing claimed
     # training length is mentioned only where trials of the comparison were still improving (G8/D16 seeds 0, 1)
     g8d16 = [line for line in findings.splitlines() if "(G 8 / D 16) gives" in line]
@@ -169,6 +210,9 @@ def test_what_this_study_shows_claims_only_holm_significant_effects_and_separate
     g16d8 = [line for line in findings.splitlines() if "(G 16 / D 8) gives" in line]
     assert g16d8 and not any("still improving" in line for line in g16d8)
     assert "Primary metric: final FID" in findings and "Holm-adjusted within each family" in findings
+    # the floor of each family's test at the study's numbers of runs, not the sign-flip's 2/2^n
+    assert f"2/C(16, 8) = {2 / math.comb(16, 8):.1e} at 8 vs 8" in findings and "2/2^" not in findings
+    assert f"1/C(5, 2) = {1 / math.comb(5, 2):.2g} at 2 vs 3" in findings  # the MLP cell that lost a failed run
     assert "Outcomes: 1 failed, 0 diverged, 38 converged, 2 still improving of 41." in findings
     assert built.summary_markdown.startswith("## What this study shows")
     assert markdown.index("What this study shows") < markdown.index("## Capacity imbalance")
@@ -188,19 +232,26 @@ def test_variance_split_separates_training_seed_from_evaluation_draw(report):
     assert row["sd_seed"] == pytest.approx(math.sqrt(expected.seed_variance))
 
 
-def test_a_design_too_small_for_its_family_says_so_and_how_many_seeds_would(tmp_path):
+def test_a_design_too_small_for_its_family_says_so_and_how_many_runs_would():
     import pandas as pd
 
     from reports import effects
 
-    rows = [{"arch": "dcgan", "g_width": g, "d_width": d, "seed": s, "metric.fid": base * (1 + 0.01 * s)}
-            for (g, d), base in CELLS.items() for s in range(3)]
-    frame = pd.DataFrame(rows)
-    analysis = effects.analyse(frame, ["arch"], names.FID)
-    sentences = effects.findings(analysis, ["arch"])
-    assert sentences == ["Imbalance contrasts: with 3 seed pairs the smallest exact p is 2/2^3 = 0.25, and Holm "
-                         "across 1 comparison needs p < 0.05: this design cannot support a claim here; 6 seeds per "
-                         "configuration would."]
+    def findings(seeds: int) -> list[str]:
+        rows = [{"arch": "dcgan", "g_width": g, "d_width": d, "seed": s, "metric.fid": base * (1 + 0.01 * s)}
+                for (g, d), base in CELLS.items() for s in range(seeds)]
+        return effects.findings(effects.analyse(pd.DataFrame(rows), ["arch"], names.FID), ["arch"])
+
+    # 3 vs 3 runs: the exact two-sample test cannot go below 2/C(6, 3); Holm over the 4 comparisons needs 0.05/4
+    floor = 2 / math.comb(6, 3)
+    needed = next(n for n in range(1, 20) if 4 * 2 / math.comb(2 * n, n) < 0.05)
+    assert (floor, needed) == (0.1, 5)
+    sentences = findings(3)
+    assert sentences[0].startswith("DCGAN: imbalance itself raises the final FID")  # the F test needs no more runs
+    assert sentences[1:] == [f"(secondary) Cell-by-cell comparisons: with 3 vs 3 runs that did not fail the smallest "
+                             f"exact p is 2/C(6, 3) = {floor:g}, and Holm across 4 comparisons needs p < 0.0125: this "
+                             f"design cannot support a claim here; {needed} runs per cell that did not fail would."]
+    assert not any("Cell-by-cell comparisons: with" in sentence for sentence in findings(needed))
 
 
 def test_every_figure_is_a_valid_png_embedded_in_the_html(report):
@@ -327,6 +378,6 @@ def test_a_contrast_that_is_not_significant_is_shown_with_its_interval_and_gates
     sentences = effects.findings(analysis, ["arch"], " (2,500 generator steps)")
     assert sentences[0].startswith("DCGAN, widths 8 and 16: no evidence that imbalance itself changes the final FID: "
                                    "the imbalanced cells score ×1 [")
-    assert "exact p = 1" in sentences[0] and "12 of 24 trials of this block were still improving at the end of " \
-        "their budget (2,500 generator steps)" in sentences[0]
-    assert sentences[1].startswith("Since not every imbalance contrast is significant")
+    assert "Holm-adjusted p = 1)" in sentences[0] and "12 of 24 trials of this block were still improving at the " \
+        "end of their budget (2,500 generator steps)" in sentences[0]
+    assert sentences[1].startswith("(secondary) Since not every imbalance contrast is significant")
