@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import random
 import socket
 import tempfile
@@ -42,13 +43,20 @@ def _cached_data_and_classifier(dataset: str, data_root: str | None, classifier:
     return data, classifier.build(device) if classifier is not None else None
 
 
+# set to 1 in the environment of a Ray cluster's nodes whose GPUs are declared, not real (see _device_and_placement)
+LOGICAL_GPUS_ENV = "GAN_STUDY_LOGICAL_GPUS"
+
+
 def _device_and_placement() -> tuple[torch.device, dict[str, str]]:
     """CUDA when Ray gave this trial a GPU, else the CPU; and where the trial runs. Never the CPU in a GPU's place:
     `_claim_gpu` ends a trial whose GPU CUDA cannot use."""
     import ray
 
     gpu_ids = ray.get_gpu_ids()
-    device = torch.device("cuda" if gpu_ids else "cpu")
+    # a cluster that declares GPUs it does not have (Ray's fake autoscaler provider, the tests' `ray start
+    # --num-gpus`) says so on its nodes: Ray's GPU ids are then only for scheduling, and the trial trains on the CPU
+    logical = os.environ.get(LOGICAL_GPUS_ENV, "") == "1"
+    device = torch.device("cuda" if gpu_ids and not logical else "cpu")
     return device, {"hostname": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id(),
                     "gpu_ids": ",".join(str(g) for g in gpu_ids), "device": str(device)}
 

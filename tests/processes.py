@@ -173,9 +173,9 @@ def ray_nodes(head: list[str], workers: list[list[str]] = (), env: dict[str, str
 
 
 @contextlib.contextmanager
-def ray_cluster(head: list[str], workers: list[list[str]] = ()) -> Iterator[str]:
+def ray_cluster(head: list[str], workers: list[list[str]] = (), env: dict[str, str] | None = None) -> Iterator[str]:
     """A Ray cluster of `ray start --block` nodes on this machine; yields its address host:port."""
-    with ray_nodes(head, workers) as cluster:
+    with ray_nodes(head, workers, env=env) as cluster:
         yield cluster.address
 
 

@@ -15,6 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from processes import finish_study, free_port, ray_nodes, start_study, study_runs, tiny_space, wait_for
+from study.trial import LOGICAL_GPUS_ENV
 
 pytestmark = pytest.mark.slow  # starts Ray clusters and runs studies
 
@@ -46,7 +47,8 @@ def autoscaling_cluster(tmp_path):
     config = tmp_path / "autoscaling.json"
     config.write_text(json.dumps(autoscaling_config(port)))
     with ray_nodes(head=["--num-cpus=1", "--num-gpus=0", f"--autoscaling-config={config}"], port=port,
-                   env={"RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"}) as cluster:
+                   # the fake provider's GPU node declares a GPU it does not have: its trials train on the CPU
+                   env={"RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1", LOGICAL_GPUS_ENV: "1"}) as cluster:
         yield cluster
 
 
