@@ -233,6 +233,11 @@ def budget_frame(runs: pd.DataFrame, strata: list[str], budget: float) -> pd.Dat
 
 # --- words ---------------------------------------------------------------------------------------------------
 
+def _why_missing(row) -> str:
+    """Why a k has no FID at a budget: every run of it failed, or the step comes before its first evaluation."""
+    return "every run failed" if row["not_failed"] == 0 else "not yet evaluated"
+
+
 def _k(value: float) -> str:
     return f"k = {value:g}"
 
@@ -306,7 +311,7 @@ def budget_table(frame: pd.DataFrame, strata: list[str], fid_label: str) -> Tabl
     for key, part in frame.groupby([*strata, "share_of_budget"], sort=True):
         part = part.set_index(K)
         cells = [f"{fmt(part.loc[k, 'fid_geomean'])} ({part.loc[k, 'g_step']:,.0f})"
-                 if np.isfinite(part.loc[k, "fid_geomean"]) else f"not yet evaluated ({part.loc[k, 'g_step']:,.0f})"
+                 if np.isfinite(part.loc[k, "fid_geomean"]) else f"{_why_missing(part.loc[k])} ({part.loc[k, 'g_step']:,.0f})"
                  for k in levels]
         best = [k for k in levels if part.loc[k, "best"]]
         first = part.iloc[0]
@@ -317,7 +322,7 @@ def budget_table(frame: pd.DataFrame, strata: list[str], fid_label: str) -> Tabl
     note = (f"Validation {fid_label} of the runs that did not fail, geometric mean, at a share of the equal-compute "
             "budget, each run read off its learning curve at the generator step the budget buys (budget / (k + 1)), "
             "linear in log FID between evaluations; 'not yet evaluated': that step comes before the run's first "
-            "evaluation. Descriptive: the lowest is not tested (the primary test is at 100%, in the table above).")
+            "evaluation; 'every run failed': no run of that k is left to score. Descriptive: the lowest is not tested (the primary test is at 100%, in the table above).")
     return Table(BUDGET_TITLE, columns, rows, bold, note)
 
 
@@ -378,9 +383,12 @@ def _budget_sentences(budgets: pd.DataFrame, strata: list[str], fid_label: str) 
         parts = []
         for share, at in part.groupby("share_of_budget", sort=True):
             best = ", ".join(_k(k) for k in at.loc[at["best"], K]) or "none"
-            missing = [_k(k) for k in at.loc[~np.isfinite(at["fid_geomean"]), K]]
-            parts.append(f"{at['gradient_evaluations'].iloc[0]:,.0f}: {best}"
-                         + (f" ({', '.join(missing)} not yet evaluated)" if missing else ""))
+            missing = at.loc[~np.isfinite(at["fid_geomean"])]
+            failed = [_k(row[K]) for _, row in missing.iterrows() if row["not_failed"] == 0]
+            early = [_k(row[K]) for _, row in missing.iterrows() if row["not_failed"] > 0]
+            why = [f"{', '.join(early)} not yet evaluated"] * bool(early) + [f"every run of {', '.join(failed)} "
+                                                                             "failed"] * bool(failed)
+            parts.append(f"{at['gradient_evaluations'].iloc[0]:,.0f}: {best}" + (f" ({'; '.join(why)})" if why else ""))
         where = _in(strata, dict(zip(strata, key)))
         text = (f"{where}the lowest geometric-mean validation {fid_label} by budget in gradient evaluations "
                 f"(descriptive, not tested): {'; '.join(parts)}.")
@@ -394,11 +402,16 @@ def _paper_sentence(frame: pd.DataFrame, strata: list[str]) -> str:
     if frame["k_ref"].iloc[0] != REFERENCE_K:
         return f"{PAPER}; this study has no k = 1 and cannot test that choice."
     verdicts = []
-    for key, part in _groups(frame[~frame["reference"]], strata):
+    for key, everything in _groups(frame, strata):
+        where = f" with {stratum_words(strata, key)}" if strata else ""
+        if (everything["not_failed"] == 0).all():  # no k left a run to score: failure, not a tie
+            verdicts.append(f"cannot decide it{where}: every run failed at every k "
+                            f"({everything['failed'].sum():.0f} of {everything['runs'].sum():.0f})")
+            continue
+        part = everything[~everything["reference"]]
         better = [_k(r[K]) for _, r in part.iterrows() if _verdict(r, "compute") == "wins"]
         worse = [_k(r[K]) for _, r in part.iterrows() if _verdict(r, "compute") == "loses"]
         open_ = [_k(r[K]) for _, r in part.iterrows() if not _verdict(r, "compute")]
-        where = f" with {stratum_words(strata, key)}" if strata else ""
         if better:
             verdicts.append(f"contradict it{where} ({', '.join(better)} better at equal compute)")
         elif worse and not open_:

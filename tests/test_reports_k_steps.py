@@ -225,3 +225,29 @@ def test_failures_are_claimed_only_when_fishers_test_survives_holm_and_failed_ru
     assert "K = 2 fails more often than k = 1: 6 of 6 against 0 of 6" in " ".join(sentences)
     assert "K = 2: too few runs that did not fail to compare with k = 1 at equal compute." in sentences
     assert "this study's data cannot decide it (no k differs from k = 1 at equal compute)" in sentences[-1]
+
+
+def test_a_k_whose_runs_all_failed_is_said_to_have_failed_not_to_be_unevaluated():
+    import pandas as pd
+
+    from reports.k_steps import K, _budget_sentences, budget_table
+
+    rows = [{"share_of_budget": 1.0, "gradient_evaluations": 1600, K: k, "g_step": 1600 / (k + 1),
+             "not_failed": not_failed, "evaluated": not_failed, "fid_geomean": fid, "best": best}
+            for k, not_failed, fid, best in ((1, 6, 80.0, True), (2, 6, math.nan, False), (4, 0, math.nan, False))]
+    budgets = pd.DataFrame(rows)  # k = 2 has runs but none evaluated yet; every k = 4 run failed
+    (sentence,) = _budget_sentences(budgets, [], "FID")
+    assert "1,600: k = 1 (k = 2 not yet evaluated; every run of k = 4 failed)" in sentence
+    cells = budget_table(budgets, [], "FID").rows[0]
+    assert "not yet evaluated (533)" in cells and "every run failed (320)" in cells
+
+
+def test_the_paper_sentence_says_every_run_failed_where_no_k_left_a_run_to_score():
+    import pandas as pd
+
+    from reports.k_steps import K, _paper_sentence
+
+    frame = pd.DataFrame([{K: k, "k_ref": 1, "reference": k == 1, "runs": 6, "failed": 6, "not_failed": 0,
+                           "loss": "minimax"} for k in (1, 2, 4)])
+    sentence = _paper_sentence(frame, ["loss"])
+    assert "cannot decide it with loss = minimax: every run failed at every k (18 of 18)" in sentence
