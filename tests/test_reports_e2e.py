@@ -34,7 +34,8 @@ evaluation: {num_samples: 200, metrics: [pixel_fd, discriminator]}
 resources: {cpus_per_trial: 1, max_concurrent: 2}
 """
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-FIGURES = ("fid_vs_capacity", "fid_heatmap", "regimes", "learning_curves", "d_outputs", "samples")
+# k varies too: the k section draws its learning curves over compute first
+FIGURES = ("k_steps_compute", "fid_vs_capacity", "fid_heatmap", "regimes", "learning_curves", "d_outputs", "samples")
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 
