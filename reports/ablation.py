@@ -36,7 +36,6 @@ from reports.stats import (ALPHA, clopper_pearson, fisher_failures, holm_by_fami
                            positive_interval, unpaired_log_ratio)
 from reports.tables import Table, cut_short, fmt, fmt_p, left_out_line, param_text, with_factors
 
-FAILURE_OUTCOMES = effects.FAILURE_OUTCOMES  # gan.outcome labels of a run whose FID measures nothing
 MIN_RUNS_FOR_RATIO = 2  # runs that did not fail, in each arm: a Welch interval needs a spread on both sides
 FID_FAMILY, FAILURE_FAMILY = "final FID against the reference", "failure rate against the reference"
 TOO_FEW = "too few runs that did not fail"
@@ -48,18 +47,27 @@ def is_ablation(study: StudyData) -> bool:
     return study.parent_tags.get(names.DESIGN_TAG) == names.DESIGN_ABLATION
 
 
-def ablation_runs(study: StudyData) -> pd.DataFrame:
-    """The runs an ablation compares, params unprefixed: every trial that trained to the end of its budget (or
+def metric_column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """The metric `name` of each run as numbers (NaN where a run did not log it)."""
+    column = METRIC_PREFIX + name
+    return pd.to_numeric(frame[column], errors="coerce") if column in frame else pd.Series(math.nan, frame.index)
+
+
+def ended_runs(study: StudyData) -> pd.DataFrame:
+    """The runs a design compares, params unprefixed: every trial that trained to the end of its budget (or
     diverged) with a final FID or a failure outcome; column `failed` (failed or diverged) and `fid` (its final
     score, the study's FID metric)."""
     trials = study.trials
     ended = trials[cut_short(trials).isna()]
-    outcome = ended[effects.OUTCOME] if effects.OUTCOME in ended else pd.Series(None, index=ended.index)
-    failed = outcome.isin(FAILURE_OUTCOMES)
-    column = METRIC_PREFIX + study.fid_metric
-    fid = pd.to_numeric(ended[column], errors="coerce") if column in ended else pd.Series(math.nan, ended.index)
+    failed = effects.failed_mask(ended)
+    fid = metric_column(ended, study.fid_metric)
     keep = failed | fid.notna()
-    frame = with_factors(study, ended[keep]).assign(failed=failed[keep], fid=fid[keep])
+    return with_factors(study, ended[keep]).assign(failed=failed[keep], fid=fid[keep])
+
+
+def ablation_runs(study: StudyData) -> pd.DataFrame:
+    """`ended_runs` with each run's arm name as the report prints it."""
+    frame = ended_runs(study)
     return frame.assign(**{names.ARM: frame[names.ARM].map(param_text)})
 
 

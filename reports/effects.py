@@ -117,10 +117,15 @@ def outcome_counts(group: pd.DataFrame) -> tuple[int, int, int]:
     return int(labels.isin(FAILURE_OUTCOMES).sum()), int((labels == STILL_IMPROVING).sum()), int(len(labels))
 
 
+def failed_mask(frame: pd.DataFrame) -> pd.Series:
+    """Which of `frame`'s runs failed or diverged (FAILURE_OUTCOMES); none where no outcome was logged."""
+    return frame[OUTCOME].isin(FAILURE_OUTCOMES) if OUTCOME in frame else pd.Series(False, index=frame.index)
+
+
 def compared_values(cell: pd.DataFrame, column: str, metric: str) -> np.ndarray:
     """The finite `column` values of a cell's runs that did not fail (the positive ones for a positive metric):
     what every score comparison of this module compares."""
-    failed = cell[OUTCOME].isin(FAILURE_OUTCOMES) if OUTCOME in cell else pd.Series(False, index=cell.index)
+    failed = failed_mask(cell)
     values = pd.to_numeric(cell.loc[~failed, column], errors="coerce").to_numpy(dtype=np.float64)
     values = values[np.isfinite(values)]
     return values[values > 0] if metric in POSITIVE_METRICS else values
@@ -140,7 +145,7 @@ def cell_summary(frame: pd.DataFrame, strata: list[str], metrics: list[str]) -> 
             row.update(failed=failed, still_improving=improving, with_outcome=labelled,
                        failed_rate=failed / labelled if labelled else math.nan, failed_ci_low=low, failed_ci_high=high)
             # a failed run's score measures nothing (FID near the noise ceiling): it counts in `failed`, not here
-            kept = cell[~cell[OUTCOME].isin(FAILURE_OUTCOMES)] if OUTCOME in cell else cell
+            kept = cell[~failed_mask(cell)]
             for metric in metrics:
                 column = METRIC_PREFIX + metric
                 interval = metric_interval(kept[column] if column in kept else [], metric)

@@ -37,6 +37,7 @@ decide (otherwise).
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,13 +47,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from gan import names
-from reports import effects
-from reports.ablation import FAILURE_OUTCOMES, stratum_words
-from reports.load import METRIC_PREFIX, PARAM_PREFIX, StudyData, metric_history
+from reports.ablation import ended_runs, metric_column, stratum_words
+from reports.load import PARAM_PREFIX, StudyData, metric_history
 from reports.plots import DPI, Plot
 from reports.stats import (ALPHA, clopper_pearson, fisher_failures, holm_by_family, positive_interval,
                            unpaired_log_ratio)
-from reports.tables import Table, cut_short, fmt, fmt_p, param_text, with_factors
+from reports.tables import Table, fmt, fmt_p, param_text
 
 K = "k"
 REFERENCE_K = 1  # the 2014 paper's choice
@@ -95,21 +95,11 @@ def k_runs(study: StudyData) -> tuple[pd.DataFrame, list[str]]:
     """(runs, strata): every trial that trained to the end of its budget (or diverged), params unprefixed, with
     columns `failed` (outcome failed or diverged), `fid` (final score), `total_steps`, `seconds_per_g_step`
     (NaN without time_train_s); the strata are the other searched settings that vary."""
-    trials = study.trials
-    ended = trials[cut_short(trials).isna()]
-    outcome = ended[effects.OUTCOME] if effects.OUTCOME in ended else pd.Series(None, index=ended.index)
-    failed = outcome.isin(FAILURE_OUTCOMES)
-
-    def metric(name: str) -> pd.Series:
-        column = METRIC_PREFIX + name
-        return pd.to_numeric(ended[column], errors="coerce") if column in ended else pd.Series(math.nan, ended.index)
-
-    fid = metric(study.fid_metric)
-    keep = failed | fid.notna()
+    frame = ended_runs(study)
+    metric = functools.partial(metric_column, frame)
     trained = metric(names.STEP) - metric(names.RESTORED_FROM_STEP).fillna(0)  # steps this process trained
-    frame = with_factors(study, ended[keep]).assign(
-        failed=failed[keep], fid=fid[keep], total_steps=metric(names.TOTAL_STEPS)[keep],
-        seconds_per_g_step=(metric(names.TIME_TRAIN_S) / trained.where(trained > 0))[keep])
+    frame = frame.assign(total_steps=metric(names.TOTAL_STEPS),
+                         seconds_per_g_step=metric(names.TIME_TRAIN_S) / trained.where(trained > 0))
     frame[K] = pd.to_numeric(frame[K], errors="coerce")
     strata = [key for key in study.searched if key in frame and key not in IGNORED_KEYS and frame[key].nunique() > 1]
     return frame.reset_index(drop=True), strata

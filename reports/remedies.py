@@ -42,8 +42,8 @@ import numpy as np
 import pandas as pd
 
 from gan import names
-from reports.ablation import FAILURE_OUTCOMES, MIN_RUNS_FOR_RATIO
-from reports.effects import OUTCOME
+from reports.ablation import MIN_RUNS_FOR_RATIO
+from reports.effects import failed_mask
 from reports.load import METRIC_PREFIX, StudyData
 from reports.stats import (ALPHA, CONFIDENCE, EXACT_MAX_PAIRS, FailureComparison, RatioEffect, UnpairedRatioEffect,
                            clopper_pearson, fisher_failures, holm_by_family, min_exact_p, paired_log_ratio,
@@ -178,7 +178,7 @@ def remedy_arms(frame: pd.DataFrame, searched: list[str], fid: str) -> list[Arm]
     `outcome` (column effects.OUTCOME, if any) is failed or diverged counts as a failure, never as a FID."""
     fid_column, ema_column = METRIC_PREFIX + fid, METRIC_PREFIX + names.ema(fid)
     keys = _arm_keys(frame, searched)
-    failed = frame[OUTCOME].isin(FAILURE_OUTCOMES) if OUTCOME in frame else pd.Series(False, index=frame.index)
+    failed = failed_mask(frame)
     frame = frame.assign(_setting=frame[keys].astype(str).agg(" ".join, axis=1) if keys else "",
                          _failed=failed.to_numpy(bool))
     widths = frame[["g_width", "d_width"]].apply(pd.to_numeric)
@@ -483,7 +483,7 @@ def remedy_runs(study: StudyData) -> pd.DataFrame:
 
     trials = study.trials
     ended = trials[cut_short(trials).isna()]
-    failed = ended[OUTCOME].isin(FAILURE_OUTCOMES) if OUTCOME in ended else False
+    failed = failed_mask(ended)
     column = METRIC_PREFIX + study.fid_metric
     return with_factors(study, ended[failed | ended[column].notna()])
 

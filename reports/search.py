@@ -38,7 +38,8 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from gan import names
-from reports.ablation import FAILURE_OUTCOMES, ablation_frame, verdict
+from reports.ablation import ablation_frame, verdict
+from reports.effects import failed_mask
 from reports.load import METRIC_PREFIX, StudyData
 from reports.plots import DPI, Plot
 from reports.stats import ALPHA, expected_best_of_n, min_two_sample_p, winners_curse
@@ -73,11 +74,10 @@ def stage_runs(study: StudyData) -> pd.DataFrame:
         return frame["run_id"].map(lambda run_id: tags.get(run_id, {}).get(key))
 
     column = METRIC_PREFIX + study.fid_metric
-    outcome = frame["outcome"] if "outcome" in frame else pd.Series(None, index=frame.index)
     return frame.assign(
         stage=tag(names.STAGE_TAG), rank=tag(names.CONFIRM_RANK_TAG), config_id=tag(names.CONFIG_ID_TAG),
         search_score_tag=pd.to_numeric(tag(names.SEARCH_SCORE_TAG), errors="coerce"),
-        complete=cut_short(study.trials).isna().to_numpy(), failed=outcome.isin(FAILURE_OUTCOMES).to_numpy(),
+        complete=cut_short(study.trials).isna().to_numpy(), failed=failed_mask(frame).to_numpy(),
         fid=pd.to_numeric(frame[column], errors="coerce") if column in frame else math.nan)
 
 

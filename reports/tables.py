@@ -137,7 +137,7 @@ def compared_runs(study: StudyData) -> pd.DataFrame:
     """compared_trials and the trials that ended as failures without a score (a run that diverged before its first
     evaluation): every run a failure rate counts (effects.FAILURE_OUTCOMES)."""
     trials = study.trials
-    failed = trials[effects.OUTCOME].isin(effects.FAILURE_OUTCOMES) if effects.OUTCOME in trials else False
+    failed = effects.failed_mask(trials)
     scored = trials.index.isin(study.finished.index)
     return trials[(scored | failed) & cut_short(trials).isna()]
 
