@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 from gan import names
 from reports import effects
 from reports.load import METRIC_PREFIX, PARAM_PREFIX, ReportError, StudyData, metric_history
-from reports.plots import DPI, Plot
+from reports.plots import Plot, save_figure
 from reports.stats import (ALPHA, clopper_pearson, fisher_failures, holm_by_family, min_two_sample_p,
                            positive_interval, unpaired_log_ratio)
 from reports.tables import Table, cut_short, fmt, fmt_p, left_out_line, param_text, with_factors
@@ -308,12 +308,6 @@ def _of_row(runs: pd.DataFrame, strata: list[str], row) -> pd.Series:
     return mask
 
 
-def _save(figure: Figure, path: Path) -> Path:
-    figure.tight_layout()
-    figure.savefig(path, dpi=DPI, format="png")
-    return path
-
-
 def final_fid_by_arm(study: StudyData, section: AblationSection, out: Path) -> Plot | None:
     """Every run's final FID by arm (log scale): runs that did not fail as dots with the arm's geometric mean and
     95% interval, failed runs as red crosses (counted as failures, not in the ratio)."""
@@ -342,7 +336,7 @@ def final_fid_by_arm(study: StudyData, section: AblationSection, out: Path) -> P
     axes.set_ylabel(f"final {study.fid_label} (log scale)")
     axes.legend(fontsize=8)
     axes.grid(alpha=0.3)
-    path = _save(figure, out / "ablation_fid.png")
+    path = save_figure(figure, out / "ablation_fid.png")
     return Plot("ablation_fid", f"Final {study.fid_label} of every run, arm by arm",
                 "Grey dots: runs that did not fail; red crosses: failed runs (counted as failures, left out of the "
                 "ratio); beside each arm its geometric mean over the runs that did not fail with the 95% t-interval "
@@ -374,7 +368,7 @@ def learning_curves_by_arm(study: StudyData, section: AblationSection, out: Path
     axes.set_ylabel(f"validation {study.fid_label} (log scale)")
     axes.legend(fontsize=8)
     axes.grid(alpha=0.3)
-    path = _save(figure, out / "ablation_learning_curves.png")
+    path = save_figure(figure, out / "ablation_learning_curves.png")
     return Plot("ablation_learning_curves", "Learning curves, arm by arm",
                 "Validation score during training (1,000 samples against the validation split, biased upward against "
                 "the final test FID of the tables), geometric mean over each arm's runs that did not fail.", path)

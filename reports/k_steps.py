@@ -49,7 +49,7 @@ from matplotlib.figure import Figure
 from gan import names
 from reports.ablation import ended_runs, metric_column, stratum_words
 from reports.load import PARAM_PREFIX, StudyData, metric_history
-from reports.plots import DPI, Plot
+from reports.plots import Plot, save_figure
 from reports.stats import (ALPHA, clopper_pearson, fisher_failures, holm_by_family, positive_interval,
                            unpaired_log_ratio)
 from reports.tables import Table, fmt, fmt_p, param_text
@@ -462,9 +462,7 @@ def curves_by_compute(section: KSection, fid_label: str, out: Path) -> Plot | No
         axes.set_title(stratum_words(section.strata, key) or "all trials", fontsize=10)
         axes.legend(fontsize=8)
         axes.grid(alpha=0.3)
-    figure.tight_layout()
-    path = out / "k_steps_compute.png"
-    figure.savefig(path, dpi=DPI, format="png")
+    path = save_figure(figure, out / "k_steps_compute.png")
     return Plot("k_steps_compute", "Learning curves at equal compute, k by k",
                 "Validation score during training against its cost, a generator step of a run with k costing k + 1 "
                 "gradient evaluations; geometric mean over each k's runs that did not fail. The dashed line is the "

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 
 from gan import names
 from reports.load import METRIC_PREFIX, StudyData
-from reports.plots import DPI, Plot
+from reports.plots import Plot, save_figure
 from reports.effects import seed_paired_difference
 from reports.stats import t_interval
 from reports.tables import Table, fmt, fmt_interval, with_factors
@@ -172,9 +172,7 @@ def modes_plot(study: StudyData, summary: pd.DataFrame, out: Path) -> Plot:
         axes.set_title(label)
         axes.grid(alpha=0.3)
         axes.legend(fontsize=7)
-    figure.tight_layout()
-    path = out / "modes_vs_capacity.png"
-    figure.savefig(path, dpi=DPI, format="png")
+    path = save_figure(figure, out / "modes_vs_capacity.png")
     return Plot("modes_vs_capacity", "Modes covered and KL vs D/G capacity, per pack",
                 "Final evaluation, 26,000 samples per trial. Points: mean over seeds with its 95% t-interval; "
                 "diamonds: PacGAN's published Table 3 (their larger budget); dashed: real stacked test data.", path)

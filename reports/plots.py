@@ -33,7 +33,8 @@ class Plot:
     path: Path
 
 
-def _save(figure: Figure, path: Path) -> Path:
+def save_figure(figure: Figure, path: Path) -> Path:
+    """Lay the figure out and write it as a PNG at the reports' resolution; the path, for the caller's Plot."""
     figure.tight_layout()
     figure.savefig(path, dpi=DPI, format="png")
     return path
@@ -89,7 +90,7 @@ def fid_vs_capacity(study: StudyData, out: Path) -> Plot | None:
         if metric in effects.POSITIVE_METRICS:
             axes.set_yscale("log")
         _finish_axes(axes, "log2(D width / G width)   (> 0: D wider)", f"final {label}", title)
-    path = _save(figure, out / "fid_vs_capacity.png")
+    path = save_figure(figure, out / "fid_vs_capacity.png")
     return Plot("fid_vs_capacity", f"{label} of each (G, D) cell",
                 "Each point: a cell's mean over its trials (seeds) with its 95% interval (geometric mean and log-scale "
                 "interval for FID); one line per G width; grey dots: single trials; red rings: cells where more than "
@@ -117,7 +118,7 @@ def paired_differences(study: StudyData, out: Path) -> Plot | None:
     axes.set_xscale("log")
     axes.set_xlabel(f"final {label}: imbalanced / balanced neighbour (runs that did not fail)")
     axes.grid(alpha=0.3)
-    path = _save(figure, out / "paired_differences.png")
+    path = save_figure(figure, out / "paired_differences.png")
     return Plot("paired_differences", f"Imbalanced cells against their balanced neighbours ({label})",
                 "Ratio of the geometric means of the runs that did not fail, with its 95% Welch interval of log FID "
                 "(cells are different networks: not paired by seed); red: claimed (Holm-adjusted exact permutation "
@@ -150,7 +151,7 @@ def fid_heatmap(study: StudyData, out: Path) -> Plot | None:
                 axes.text(col, row, f"{value:.4g}", ha="center", va="center", fontsize=8,
                           color="white" if dark else "black")
         figure.colorbar(image, ax=axes, label=f"{study.fid_label} (lower is better)")
-    path = _save(figure, out / "fid_heatmap.png")
+    path = save_figure(figure, out / "fid_heatmap.png")
     return Plot("fid_heatmap", f"{study.fid_label} over generator and discriminator width",
                 "Mean final score of the trials in each cell (lighter is better); empty cells were not run.", path)
 
@@ -186,7 +187,7 @@ def regime_shares(study: StudyData, out: Path) -> Plot | None:
     axes.set_title(f"Share of trials by {what}")
     axes.set_ylim(0, 1)
     axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    path = _save(figure, out / "regimes.png")
+    path = save_figure(figure, out / "regimes.png")
     return Plot("regimes", f"Trials by {what}, cell by cell",
                 "Each bar: all trials of one (G, D) cell; segment labels give the regime and the number of trials.",
                 path)
@@ -228,7 +229,7 @@ def learning_curves(study: StudyData, out: Path) -> Plot | None:
         _finish_axes(axes, "generator step", f"validation {study.fid_label} (log scale)", title)
     if not drawn:
         return None
-    path = _save(figure, out / "learning_curves.png")
+    path = save_figure(figure, out / "learning_curves.png")
     return Plot("learning_curves", "Learning curves",
                 "Validation score during training (1,000 samples against the validation split: FID is biased upward "
                 "at this sample size, so it sits above the final 10,000-sample test FID of the tables), mean over "
@@ -269,7 +270,7 @@ def d_outputs(study: StudyData, out: Path) -> Plot | None:
         axes.set_ylim(-0.02, 1.02)
         _finish_axes(axes, "generator step", "mean discriminator output",
                      f"{title}\n{trial['run_name']}, final gap {trial[gap]:.3f}", fontsize=9)
-    path = _save(figure, out / "d_outputs.png")
+    path = save_figure(figure, out / "d_outputs.png")
     return Plot("d_outputs", "Discriminator outputs over training",
                 "D near 1 on reals and near 0 on fakes: D wins; the two curves meeting: G fools D.", path)
 
@@ -300,7 +301,7 @@ def sample_grids(study: StudyData, out: Path) -> Plot | None:
         axes.set_axis_off()
         axes.set_title(f"{name}: {trial['run_name']}\nfinal {study.fid_label} "
                        f"{trial[METRIC_PREFIX + study.fid_metric]:.4g}", fontsize=9)
-    path = _save(figure, out / "samples.png")
+    path = save_figure(figure, out / "samples.png")
     return Plot("samples", "Samples of the best and the worst trial",
                 "8 × 8 samples from the same fixed noise at the end of training.", path)
 

@@ -41,7 +41,7 @@ from gan import names
 from reports.ablation import ablation_frame, verdict
 from reports.effects import failed_mask
 from reports.load import METRIC_PREFIX, StudyData
-from reports.plots import DPI, Plot
+from reports.plots import Plot, save_figure
 from reports.stats import ALPHA, expected_best_of_n, min_two_sample_p, winners_curse
 from reports.store import search_all
 from reports.tables import Table, cut_short, fmt, fmt_p, param_text, with_factors
@@ -236,7 +236,7 @@ def expected_best_plot(scores, curse: pd.DataFrame, reference_geomean: float, fi
     return Plot("expected_best", f"Expected best {fid_label} after n trials",
                 f"The expected lowest final {fid_label} among n of the search's {len(n)} full-budget trials drawn "
                 "without replacement, ± 1 standard deviation; dashed: what the search's winner scored on fresh seeds.",
-                _save(figure, out / "expected_best.png"))
+                save_figure(figure, out / "expected_best.png"))
 
 
 # --- (d) the learning-rate response surface and importances ------------------------------------------------
@@ -314,13 +314,7 @@ def response_surface_plot(search: pd.DataFrame, confirm: pd.DataFrame, fid_label
                 f"Each dot: one search trial that trained its full budget, coloured by its final {fid_label} (one seed); "
                 "red crosses: diverged. Shaded: the TTUR side (lr_D > lr_G, Heusel et al. 2017); dashed: lr_D = lr_G. "
                 "Squares: the configurations the search chose (#rank); star: the reference. Trials the scheduler "
-                "stopped early are not drawn.", _save(figure, out / "lr_surface.png"))
-
-
-def _save(figure: Figure, path: Path) -> Path:
-    figure.tight_layout()
-    figure.savefig(path, dpi=DPI, format="png")
-    return path
+                "stopped early are not drawn.", save_figure(figure, out / "lr_surface.png"))
 
 
 # --- the section ---------------------------------------------------------------------------------------------

@@ -565,6 +565,16 @@ def optuna_importances(study: StudyData) -> tuple[pd.DataFrame, Table] | None:
     return numbers, table
 
 
+def design_words(study: StudyData) -> str:
+    """The design the parent run declares, which picks the report's sections and tests."""
+    design = study.parent_tags.get(names.DESIGN_TAG)
+    if design == names.DESIGN_ABLATION:
+        return f"ablation: each arm against '{study.parent_tags.get(names.REFERENCE_ARM_TAG, '?')}'"
+    if design == names.DESIGN_SEARCH_CONFIRM:
+        return "search, then its best configurations and the reference confirmed on fresh seeds"
+    return design or "grid or search over the searched settings"
+
+
 def header(study: StudyData) -> list[tuple[str, str]]:
     """(label, value) pairs describing the study, its trials and its compute."""
     trials = study.trials
@@ -580,6 +590,7 @@ def header(study: StudyData) -> list[tuple[str, str]]:
         ("space file", study.parent_tags.get(names.SPACE_TAG) or params.get("space_file", "?")),
         ("data set", study.parent_tags.get(names.DATASET_TAG) or params.get("dataset", "?")),
         ("study status", study.parent_tags.get(names.STATUS_TAG, "?")),
+        ("design", design_words(study)),
         ("search / scheduler", f"{params.get('search', '?')} / {params.get('scheduler', '?')}"),
         ("searched", ", ".join(study.searched) or "–"),
         ("fixed", ", ".join(f"{k}={v}" for k, v in json.loads(params.get("fixed", "{}")).items()) or "–"),
