@@ -322,12 +322,13 @@ def tune_results(tmp_path: Path, storage: str = "ray") -> dict[str, list[dict]]:
 @contextlib.contextmanager
 def postgres_server() -> Iterator[str]:
     """deploy/postgres_server.sh on a free port in a folder the user postgres can reach; yields its backend URI.
-    Skips the calling test where PostgreSQL's server programs or psycopg2 are not installed."""
-    import pytest
+    Skips the calling test where PostgreSQL's server programs or psycopg2 are not installed (fails it in CI)."""
+    from components import missing_component, require_module
 
-    if not (Path("/usr/lib/postgresql").exists() or shutil.which("pg_ctl")):
-        pytest.skip("PostgreSQL's server programs are not installed (apt-get install postgresql; .ci/run does)")
-    pytest.importorskip("psycopg2", reason="a PostgreSQL backend needs psycopg2-binary")
+    if not (any(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")) or shutil.which("pg_ctl")):
+        missing_component("PostgreSQL",
+                          "PostgreSQL's server programs are not installed (apt-get install postgresql; .ci/run does)")
+    require_module("psycopg2", "psycopg2", "a PostgreSQL backend needs psycopg2-binary (pip install -e '.[dev]')")
     folder = tempfile.mkdtemp(prefix="pg", dir="/tmp")  # not under pytest's tmp: closed to the user postgres
     os.chmod(folder, 0o755)
     script = str(ROOT / "deploy" / "postgres_server.sh")

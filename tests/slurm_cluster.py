@@ -2,7 +2,7 @@
 of its own), slurmctld and slurmd in the foreground, configured in a folder under /tmp and gone afterwards.
 
 Needs the OS's slurm-wlm and munge packages (.ci/run installs them) and root (the daemons run as root here);
-the calling test is skipped where either is missing.
+the calling test is skipped where either is missing (and fails in CI: tests/components.py).
 """
 from __future__ import annotations
 
@@ -56,13 +56,16 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 
 
 def skip_unless_slurm_can_run() -> None:
-    import pytest
+    """Skips the calling test where SLURM or MUNGE is missing or this is not root; fails it in CI (which runs as
+    root and installs both), naming what is missing."""
+    from components import missing_component
 
     missing = [program for program in PROGRAMS if shutil.which(program) is None]
     if missing:
-        pytest.skip(f"SLURM is not installed ({', '.join(missing)} missing; apt-get install slurm-wlm munge)")
+        missing_component("SLURM/MUNGE",
+                          f"SLURM is not installed ({', '.join(missing)} missing; apt-get install slurm-wlm munge)")
     if os.geteuid() != 0:
-        pytest.skip("the test's one-node SLURM runs its daemons as root")
+        missing_component("root for SLURM", "the test's one-node SLURM runs its daemons as root")
 
 
 def _daemon(folder: Path, name: str, command: list[str]) -> subprocess.Popen:

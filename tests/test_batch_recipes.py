@@ -9,6 +9,7 @@ import subprocess
 import pytest
 from mlflow.tracking import MlflowClient
 
+from components import missing_component
 from processes import ROOT, free_port, ray_nodes, study_runs, tiny_space, tune_results, wait_for
 from test_fault_tolerance import assert_complete_histories, assert_resumed_to_completion, completed_trials
 
@@ -22,7 +23,7 @@ def job_server():
     from ray._private.utils import get_dashboard_dependency_error
 
     if get_dashboard_dependency_error() is not None:
-        pytest.skip(f"Ray's Jobs API needs ray[default]: {get_dashboard_dependency_error()}")
+        missing_component("ray[default]", f"Ray's Jobs API needs ray[default]: {get_dashboard_dependency_error()}")
     port = free_port()
     # the head's job agent gets its own port too: Ray's fixed default (52365) may be another cluster's on this machine
     with ray_nodes(head=["--num-cpus=2", "--include-dashboard=true", "--dashboard-host=127.0.0.1",

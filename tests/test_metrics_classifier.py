@@ -3,7 +3,6 @@ import hashlib
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -81,7 +80,13 @@ WORKER = textwrap.dedent("""
 
     classifier.train_classifier = counting_train
     splits = tiny_splits(0)
-    while time.time() < {start_at}:  # start both workers at the same moment
+    # a barrier on files: each worker says it is ready, then both start once every worker is (however long the
+    # imports took on a loaded machine); the deadline only keeps a worker whose partner died from waiting for good
+    open(os.path.join({barrier!r}, str(os.getpid())), "w").close()
+    deadline = time.monotonic() + 600
+    while len(os.listdir({barrier!r})) < {workers}:
+        if time.monotonic() > deadline:
+            sys.exit("the other worker never became ready")
         time.sleep(0.005)
     trained = classifier.load_or_train_classifier(splits, cache_dir={cache_dir!r}, recipe=TINY_RECIPE)
     print("DIGEST", state_digest(trained.model))
@@ -91,13 +96,22 @@ WORKER = textwrap.dedent("""
 def test_concurrent_processes_train_exactly_once_and_load_identical_weights(tmp_path):
     root = str(Path(__file__).resolve().parents[1])
     count_file = tmp_path / "trainings.log"
+    barrier = tmp_path / "ready"
+    barrier.mkdir()
     script = WORKER.format(root=root, count_file=str(count_file), cache_dir=str(tmp_path / "cache"),
-                           start_at=time.time() + 6.0)
+                           barrier=str(barrier), workers=2)
     workers = [subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    outputs = [w.communicate(timeout=120) for w in workers]
+    try:
+        outputs = [w.communicate(timeout=900) for w in workers]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
     for worker, (out, err) in zip(workers, outputs):
         assert worker.returncode == 0, err
+    assert len(list(barrier.iterdir())) == 2  # both reached the barrier before loading or training
     digests = [line.split()[1] for out, _ in outputs for line in out.splitlines() if line.startswith("DIGEST")]
     assert len(digests) == 2 and digests[0] == digests[1]
     assert len(count_file.read_text().splitlines()) == 1

@@ -14,9 +14,17 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 import browser
+from components import missing_component
 from processes import MlflowServer, run_study, study_runs
 
-pytestmark = pytest.mark.skipif(browser.chromium() is None, reason="chromium is not installed")
+
+@pytest.fixture(autouse=True, scope="module")
+def chromium_installed():
+    """Skips the module's tests where Chromium is not installed; fails them in CI. Module-scoped and autouse, so
+    it runs before the module's `study` fixture starts a study that a missing browser could not show anyway."""
+    if browser.chromium() is None:
+        missing_component("Chromium", "chromium is not installed")
+
 
 SPACE = """
 name: ui

@@ -11,6 +11,8 @@ from collections import defaultdict
 import pytest
 from mlflow.tracking import MlflowClient
 
+from components import missing_component
+
 
 # (G, D) widths (32, 16) and (16, 32) around one base width, x k in {1, 2}: 4 trials, log2(D/G) in {-1, 1}
 # within each k
@@ -108,7 +110,7 @@ def test_imbalance_table_equals_mean_and_t_interval_recomputed_from_mlflow(study
 def test_html_renders_in_headless_chromium_without_broken_images(report, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
-        pytest.skip("chromium is not installed")
+        missing_component("Chromium", "chromium is not installed")
     # a copy of the page whose script writes each image's natural width into the title
     probe = "<script>window.addEventListener('load', () => { document.title = 'widths:' + " \
             "Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0).join(','); });</script>"
