@@ -32,3 +32,17 @@ def test_the_entrypoint_is_a_study_run_command_line_with_a_shipped_space():
     args = parse_args(words[3:])  # exits with status 2 on an unknown option
     assert resolve_space_path(args.space).exists()
     assert args.storage_path.startswith("s3://") and args.tracking_uri.startswith("http")
+
+
+def test_token_authentication_is_on_in_every_ray_container():
+    """KubeRay >= 1.5.1 (RayClusterSpec.authOptions, ray.io/v1) creates a Secret with a random token and sets
+    RAY_AUTH_TOKEN from it in every Ray container, the wait-gcs-ready init containers and the job submitter; the
+    explicit RAY_AUTH_MODE=token makes an operator without authOptions fail closed (a Ray node told to use a token
+    it lacks does not start: tests/test_ray_auth.py) rather than start an open cluster."""
+    cluster = yaml.safe_load(MANIFEST.read_text())["spec"]["rayClusterSpec"]
+    assert cluster["authOptions"] == {"mode": "token"}
+    for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+        for container in group["template"]["spec"]["containers"]:
+            env = {variable["name"]: variable for variable in container["env"]}
+            assert env["RAY_AUTH_MODE"]["value"] == "token"
+            assert "RAY_AUTH_TOKEN" not in env  # KubeRay's, from its Secret: never a literal in the manifest
