@@ -32,8 +32,12 @@ def _tcp_reachable(host: str, port: int, timeout: float = 5.0) -> bool:
 
 
 def connect_ray(address: str | None) -> None:
+    """Connect to the Ray at `address`, or start a local one; a Ray this process already runs is reused when no
+    address is given (a study started from Python code, a notebook or a test)."""
     import ray
 
+    if address is None and ray.is_initialized():
+        return
     if address and address not in ("auto", "local"):
         target = address.split("://", 1)[-1]
         host, _, port = target.rpartition(":")
