@@ -83,6 +83,7 @@ def build_report(tracking_uri: str, experiment: str, run_id: str | None = None, 
 def _balance_parts(study, out: Path):
     """(tables, figures, CSV files, finding sentences, their note) of the balance factorial's sections."""
     from reports import k_steps, modes, plots, remedies, tables
+    from reports.effects import SECONDARY_LABEL
 
     found = tables.inference(study)
     imbalance, imbalance_table = tables.imbalance_table(study)
@@ -124,12 +125,18 @@ def _balance_parts(study, out: Path):
         k_section.budgets.to_csv(csv_files[-1], index=False)
         shown[:0] = k_section.tables
         figures[:0] = [plot for plot in [k_steps.curves_by_compute(k_section, study.fid_label, out)] if plot]
-    # the imbalance families' note only where they have comparisons: a k study with one width has none to declare
-    imbalance_note = (tables.findings_note(study, found) if k_section is None or found.analysis.contrasts
-                      or found.analysis.pairwise else "")
+    # the imbalance families' note only where they have comparisons: a k study with one width has none to declare;
+    # in a remedies study the remedies' family is the primary one and the imbalance analysis secondary
+    imbalance_note = (tables.findings_note(study, found, primary=remedy is None)
+                      if k_section is None or found.analysis.contrasts or found.analysis.pairwise else "")
+    imbalance_findings = tables.findings(study, found)
+    if remedy is not None:
+        imbalance_findings = [sentence if sentence.startswith(SECONDARY_LABEL) else SECONDARY_LABEL + sentence
+                              for sentence in imbalance_findings]
     return (shown, figures, csv_files, [*(k_section.findings if k_section else []), *(remedy[2] if remedy else []),
-                                        *tables.findings(study, found)],
-            " ".join(filter(None, [k_section.findings_note if k_section else "", imbalance_note])))
+                                        *imbalance_findings],
+            " ".join(filter(None, [k_section.findings_note if k_section else "",
+                                   remedies.families_note(remedy[0]) if remedy else "", imbalance_note])))
 
 
 def _varies_capacity(study) -> bool:

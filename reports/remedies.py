@@ -390,6 +390,15 @@ def _family_sizes(frame: pd.DataFrame) -> dict[str, int]:
     return {family: int(np.isfinite(frame[column]).sum()) for family, column in columns.items()}
 
 
+def families_note(frame: pd.DataFrame) -> str:
+    """The study's declared primary family and its secondary ones, with their sizes (for the table and for
+    "What this study shows")."""
+    sizes = _family_sizes(frame)
+    return (f"Declared primary family: each arm against no remedy ({sizes[FID_FAMILY]} comparisons, Holm); "
+            f"secondary families, each Holm-adjusted within itself: the residual gap to balanced "
+            f"({sizes[RESIDUAL_FAMILY]}) and the failure rates against no remedy ({sizes[FAILURE_FAMILY]}).")
+
+
 def remedies_table(frame: pd.DataFrame, fid_label: str):
     from reports.tables import Table, fmt
 
@@ -427,10 +436,8 @@ def remedies_table(frame: pd.DataFrame, fid_label: str):
             "log FID over all C(n_a + n_b, n_a) splits, smallest 2/C(2n, n) at n vs n); the residual gap to balanced "
             "is unpaired too. Gap closed = (mean log FID no remedy − mean log FID arm) / (mean log FID no remedy − "
             "mean log FID balanced), 100% = the balanced level, with Fieller's 95% interval for independent groups "
-            "(unbounded when the gap itself is not clearly nonzero). Primary family: each arm against no remedy "
-            f"({sizes[FID_FAMILY]} comparisons, Holm); secondary families, each Holm-adjusted within itself: the "
-            f"residual gap to balanced ({sizes[RESIDUAL_FAMILY]}) and the failure rates against no remedy "
-            f"({sizes[FAILURE_FAMILY]}). r_t = E[sign(D_logit(x_train))] (ADA; 0: no overfitting, 1: complete); "
+            "(unbounded when the gap itself is not clearly nonzero). " + families_note(frame) + " "
+            "r_t = E[sign(D_logit(x_train))] (ADA; 0: no overfitting, 1: complete); "
             "D(x_train) − D(x_heldout) > 0: D rates its training images as more real than new ones. Bold: closes the "
             "gap significantly; failure rate significantly different from no remedy's.")
     return Table("What rescues the imbalanced GAN: remedies against no remedy and the balanced reference", columns,

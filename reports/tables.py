@@ -410,16 +410,20 @@ def floors_words(found: Inference) -> str:
     return f" What the runs can carry: {'; '.join(parts)}." if parts else ""
 
 
-def findings_note(study: StudyData, found: Inference) -> str:
-    """The declared primary metric and families, the floor of each family's test, and the trials' outcomes."""
+def findings_note(study: StudyData, found: Inference, primary: bool = True) -> str:
+    """The declared primary metric and families, the floor of each family's test, and the trials' outcomes.
+    primary=False: another section declares the study's primary family (a remedies study), and every family of
+    the imbalance analysis is secondary."""
     metric = found.analysis.metric
     label = metric_label(study, metric)
     scale = f"log {label}" if metric in effects.POSITIVE_METRICS else label
     strata = " × ".join(found.strata) or "study"
     draws = ", mean of the independent sample draws" if effects.per_draw_columns(found.frame, metric) else ""
+    family_1 = (f"Declared primary family, within each {strata}: family 1" if primary else
+                f"The capacity imbalance analysis is secondary in this study, all its sentences labelled (secondary); "
+                f"within each {strata}: family 1")
     note = (f"Primary metric: final {label} (test split{draws}), over the runs that did not fail (failed or "
-            f"diverged runs are counted as failures instead). Declared primary family, within each {strata}: "
-            f"family 1 = the 2 × 2 imbalance contrasts ({len(found.analysis.contrasts)}), each the G × D "
+            f"diverged runs are counted as failures instead). {family_1} = the 2 × 2 imbalance contrasts ({len(found.analysis.contrasts)}), each the G × D "
             f"interaction of a two-way analysis of {scale} (F test, or its permutation p where the residuals fail a "
             "normality check). Secondary families, labelled "
             "(secondary): family 2 = each imbalanced cell against each balanced cell sharing one of its networks "

@@ -266,7 +266,7 @@ def test_findings_claim_the_primary_family_and_label_the_secondary_ones():
     assert all(arm in secondary[0] for arm in remaining)
     table = remedies_table(frame, "FID")
     assert "p (Holm, primary)" in table.columns and "p (Holm, secondary)" in table.columns
-    assert "Primary family: each arm against no remedy (3 comparisons" in table.note
+    assert "Declared primary family: each arm against no remedy (3 comparisons" in table.note
     test_column = table.columns.index("test")
     tests = {row[1]: row[test_column] for row in table.rows}
     assert tests["d_spectral_norm=on"].startswith("unpaired: exact permutation, 8 vs 8 runs")
@@ -301,6 +301,13 @@ def test_build_report_of_a_remedies_study_opens_with_the_arms_and_claims_only_ho
     assert "What rescues the imbalanced GAN" in text and "d_spectral_norm=on" in text
     claims = paths.summary_markdown
     assert "d_spectral_norm=on lowers the final" in claims and "lr_d=0.00025 lowers" not in claims
+    # one declared primary family: the remedies'; the capacity imbalance analysis is secondary, its sentences say so
+    assert "Declared primary family: each arm against no remedy" in claims
+    assert "The capacity imbalance analysis is secondary in this study" in claims
+    assert "Declared primary family, within each" not in claims
+    sentences = [line[2:] for line in claims.splitlines() if line.startswith("- ")]
+    imbalance = [s for s in sentences if "balanced G" in s or "balanced neighbour" in s or "confounded" in s]
+    assert imbalance and all(s.startswith("(secondary) ") for s in imbalance)
 
 
 def test_build_report_counts_failed_and_diverged_runs_as_failures_read_from_their_outcome_tags(tmp_path):
