@@ -424,7 +424,6 @@ def remedies_table(frame: pd.DataFrame, fid_label: str):
             bold.add((len(rows) - 1, 9))
         if row["fisher_holm_p"] < ALPHA:
             bold.add((len(rows) - 1, 4))
-    sizes = _family_sizes(frame)
     note = ("Runs that failed or diverged (gan.outcome) count as failures, with the exact Clopper–Pearson 95% "
             "interval and Fisher's exact test against no remedy, and leave every FID magnitude: the ratio, the gap "
             "closed and the residual gap use the runs that did not fail, and an arm with fewer than "
